@@ -1,0 +1,1 @@
+//! The bcl issuance engine.

@@ -1,0 +1,2 @@
+//! Pure domain of bcl: no I/O, no async.
+pub mod record;
