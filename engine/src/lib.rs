@@ -1,1 +1,2 @@
 //! The bcl issuance engine.
+pub mod storage;

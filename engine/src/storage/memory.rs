@@ -1,0 +1,27 @@
+//! An in-memory backend for tests of the layers above storage and for benchmarks that isolate CPU cost.
+
+use super::{LogStore, StorageError};
+use std::sync::RwLock;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    leaves: RwLock<Vec<Vec<u8>>>,
+}
+
+impl LogStore for MemoryStore {
+    fn len(&self) -> u64 {
+        self.leaves.read().expect("memory store lock").len() as u64
+    }
+
+    fn append_durable(&self, leaves: &[Vec<u8>]) -> Result<u64, StorageError> {
+        let mut all = self.leaves.write().expect("memory store lock");
+        let first = all.len() as u64;
+        all.extend(leaves.iter().cloned());
+        Ok(first)
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let all = self.leaves.read().expect("memory store lock");
+        Ok(all.iter().enumerate().skip(from as usize).take(limit).map(|(i, l)| (i as u64, l.clone())).collect())
+    }
+}
