@@ -1,2 +1,3 @@
 //! The bcl issuance engine.
 pub mod storage;
+pub mod scramble;

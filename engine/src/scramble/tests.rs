@@ -1,0 +1,315 @@
+//! End-to-end properties of scramble/descramble, across the submodules.
+
+use proptest::prelude::*;
+
+use super::palette::{KeyedPalette, BLACK, WHITE};
+use super::*;
+
+fn key(seed: &str) -> ScrambleKey {
+    ScrambleKey::derive(b"test master secret", seed)
+}
+
+/// Deterministic noise (xorshift), so failures reproduce.
+fn noise(width: u32, height: u32, seed: u64) -> Vec<u8> {
+    let mut s = seed | 1;
+    (0..width as usize * height as usize)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        })
+        .collect()
+}
+
+/// A page-like raster: white, with lines of "glyphs" (dark bars with anti-aliased gray edges),
+/// ruled boxes and a mid-gray seal-like patch.
+fn text_like(width: u32, height: u32) -> Vec<u8> {
+    let (w, h) = (width as usize, height as usize);
+    let mut px = vec![255u8; w * h];
+    let mut put = |x: usize, y: usize, v: u8| {
+        if x < w && y < h {
+            px[y * w + x] = px[y * w + x].min(v);
+        }
+    };
+    let mut y = 4;
+    let mut glyph = 0usize;
+    while y + 12 < h {
+        let mut x = 6;
+        while x + 10 < w {
+            glyph += 1;
+            for gy in 0..10 {
+                for gx in 0..8 {
+                    let stroke = (gx + gy * 3 + glyph) % 5 == 0 || gy == glyph % 10;
+                    if stroke {
+                        put(x + gx, y + gy, 0);
+                        put(x + gx + 1, y + gy, 120); // anti-aliased edge
+                    }
+                }
+            }
+            x += 11 + glyph % 4;
+        }
+        for rx in 0..w {
+            put(rx, y + 12, 40);
+        }
+        y += 17;
+    }
+    for sy in h / 3..(h / 3 + h / 8).min(h) {
+        for sx in w / 2..(w / 2 + w / 6).min(w) {
+            put(sx, sy, 190);
+        }
+    }
+    px
+}
+
+fn round_trip(width: u32, height: u32, gray: &[u8], k: &ScrambleKey) {
+    let back = scramble(width, height, gray, k).unwrap();
+    let restored = descramble(&back, k).unwrap();
+    assert_eq!(restored, quantise(width, height, gray).unwrap(), "size {width}x{height}");
+}
+
+#[test]
+fn round_trip_is_exact_for_text_and_noise_of_many_sizes() {
+    let sizes = [(1, 1), (16, 16), (15, 17), (17, 33), (100, 37), (64, 200), (333, 31), (827, 1169)];
+    for (i, &(w, h)) in sizes.iter().enumerate() {
+        round_trip(w, h, &text_like(w, h), &key(&format!("text-{i}")));
+        round_trip(w, h, &noise(w, h, i as u64 + 1), &key(&format!("noise-{i}")));
+    }
+}
+
+#[test]
+fn output_is_deterministic_for_a_key_and_changes_with_it() {
+    let (w, h) = (200, 150);
+    let front = text_like(w, h);
+    let a = scramble(w, h, &front, &key("C-1")).unwrap();
+    assert_eq!(a, scramble(w, h, &front, &key("C-1")).unwrap());
+    let b = scramble(w, h, &front, &key("C-2")).unwrap();
+    assert_ne!(a.packed_indices, b.packed_indices);
+}
+
+/// 16×16 blocks of a raster `width` wide that differ between `a` and `b`, out of all blocks.
+fn differing_blocks(width: usize, a: &[u8], b: &[u8]) -> (usize, usize) {
+    let height = a.len() / width;
+    let (bx, by) = (width / BLOCK, height / BLOCK);
+    let mut differ = 0;
+    for r in 0..by {
+        for c in 0..bx {
+            let same = (0..BLOCK).all(|y| {
+                let o = (r * BLOCK + y) * width + c * BLOCK;
+                a[o..o + BLOCK] == b[o..o + BLOCK]
+            });
+            differ += usize::from(!same);
+        }
+    }
+    (differ, bx * by)
+}
+
+#[test]
+fn a_different_key_does_not_restore_the_front() {
+    // Whole blocks (no padding), so the wrong key yields an image we can compare block by block.
+    let (w, h) = (320, 480);
+    for front in [text_like(w, h), noise(w, h, 99)] {
+        let back = scramble(w, h, &front, &key("right")).unwrap();
+        let wrong = descramble(&back, &key("wrong")).unwrap();
+        let expected = quantise(w, h, &front).unwrap();
+        // Blank (all-white) blocks of a text front can land on blank blocks by chance; everything
+        // else must be garbled.
+        let (differ, total) = differing_blocks(w as usize, &wrong.pixels, &expected.pixels);
+        assert!(differ * 10 >= total * 8, "only {differ} of {total} blocks differ");
+    }
+}
+
+#[test]
+fn a_different_key_is_rejected_when_the_front_has_padding() {
+    let (w, h) = (301, 203);
+    let back = scramble(w, h, &text_like(w, h), &key("right")).unwrap();
+    assert_eq!(descramble(&back, &key("wrong")), Err(DescrambleError::PaddingMismatch));
+}
+
+#[test]
+fn the_back_is_not_a_copy_of_the_front() {
+    let (w, h) = (320, 320);
+    let k = key("C-7");
+    let front = quantise(w, h, &text_like(w, h)).unwrap();
+    let back = scramble(w, h, &front.pixels, &k).unwrap();
+    let layout = back_layout(w, h).unwrap();
+    let palette = KeyedPalette::new(&k, layout.blocks_y as usize);
+    // Read the scrambled area in place, with the right colours but without undoing the shuffle.
+    let a = layout.scramble_area;
+    let mut in_place = Vec::new();
+    for y in 0..a.height {
+        let set = palette.band_set[y as usize / BLOCK] as usize;
+        for x in 0..a.width {
+            let c = back.palette[back.index_at(a.x + x, a.y + y) as usize];
+            in_place.push(LEVEL_GRAY[palette.classify(set, c) as usize]);
+        }
+    }
+    let same = in_place.iter().zip(&front.pixels).filter(|(a, b)| a == b).count();
+    assert!(same * 2 < front.pixels.len(), "{same} of {} pixels equal in place", front.pixels.len());
+    let (differ, total) = differing_blocks(w as usize, &in_place, &front.pixels);
+    assert!(differ * 10 >= total * 8, "only {differ} of {total} blocks differ in place");
+    // And it is colour: every data pixel is a saturated palette colour, none gray.
+    assert!(back.palette[..WHITE as usize].iter().all(|c| c.iter().max().unwrap() - c.iter().min().unwrap() > 100));
+}
+
+#[test]
+fn frame_and_id_strip_are_white_except_for_the_marks() {
+    let (w, h) = (90, 70);
+    let back = scramble(w, h, &noise(w, h, 5), &key("frame")).unwrap();
+    let layout = back_layout(w, h).unwrap();
+    let mut marks = std::collections::HashSet::new();
+    layout.for_each_dark_mark_pixel(|x, y| {
+        marks.insert((x, y));
+    });
+    let a = layout.scramble_area;
+    for y in 0..back.height {
+        for x in 0..back.width {
+            let inside = (a.x..a.x + a.width).contains(&x) && (a.y..a.y + a.height).contains(&y);
+            if !inside {
+                let want = if marks.contains(&(x, y)) { BLACK } else { WHITE };
+                assert_eq!(back.index_at(x, y), want, "({x}, {y})");
+            }
+        }
+    }
+    assert_eq!(back.bits_per_index, 4);
+    assert!(back.palette.len() <= 16);
+}
+
+#[test]
+fn png_round_trips_are_exact_for_indexed_rgb_rgba_and_gray_pngs() {
+    let (w, h) = (250, 180);
+    let k = key("png");
+    let front = text_like(w, h);
+    let expected = quantise(w, h, &front).unwrap();
+    let back = scramble(w, h, &front, &k).unwrap();
+
+    let indexed = back.to_png().unwrap();
+    assert_eq!(BackImage::from_png(&indexed).unwrap(), back);
+    assert_eq!(descramble_png(&indexed, &k).unwrap(), (w, h, expected.pixels.clone()));
+
+    // What `pdfimages -png` writes for an Indexed image: plain RGB.
+    let rgb: Vec<u8> = (0..back.height)
+        .flat_map(|y| (0..back.width).map(move |x| (x, y)))
+        .flat_map(|(x, y)| back.palette[back.index_at(x, y) as usize])
+        .collect();
+    let rgb_png = encode_png(back.width, back.height, png::ColorType::Rgb, &rgb);
+    assert_eq!(descramble_png(&rgb_png, &k).unwrap(), (w, h, expected.pixels.clone()));
+    let via_from_png = BackImage::from_png(&rgb_png).unwrap();
+    assert_eq!(descramble(&via_from_png, &k).unwrap(), expected);
+
+    let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+    let rgba_png = encode_png(back.width, back.height, png::ColorType::Rgba, &rgba);
+    assert_eq!(descramble_png(&rgba_png, &k).unwrap(), (w, h, expected.pixels.clone()));
+
+    // The restored front encodes as a gray PNG that decodes to the same pixels.
+    let gray_png = gray_to_png(w, h, &expected.pixels).unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&gray_png)).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height, info.color_type), (w, h, png::ColorType::Grayscale));
+    assert_eq!(&buf[..info.buffer_size()], &expected.pixels[..]);
+}
+
+#[test]
+fn slightly_shifted_colours_still_descramble_exactly() {
+    // A colour-managed re-encode may nudge every sample a little.
+    let (w, h) = (120, 90);
+    let k = key("nudge");
+    let front = noise(w, h, 3);
+    let back = scramble(w, h, &front, &k).unwrap();
+    let mut nudged = back.clone();
+    for c in &mut nudged.palette {
+        *c = [c[0].saturating_sub(7), c[1].saturating_add(5), c[2].saturating_sub(3)];
+    }
+    assert_eq!(descramble(&nudged, &k).unwrap(), quantise(w, h, &front).unwrap());
+}
+
+fn encode_png(width: u32, height: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(color);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().unwrap();
+    writer.write_image_data(data).unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+#[test]
+fn images_that_are_not_backs_are_refused() {
+    let k = key("refuse");
+    // Right size for a back, but no finder marks (e.g. a blank page).
+    let layout = back_layout(64, 64).unwrap();
+    let blank = vec![255u8; (layout.width * layout.height) as usize];
+    let png = encode_png(layout.width, layout.height, png::ColorType::Grayscale, &blank);
+    assert_eq!(descramble_png(&png, &k), Err(DescrambleError::FinderMarkMissing { corner: "top-left" }));
+    // A size no front produces.
+    let png = encode_png(100, 100, png::ColorType::Grayscale, &vec![0; 100 * 100]);
+    assert!(matches!(descramble_png(&png, &k), Err(DescrambleError::NotABackSize { .. })));
+    assert_eq!(descramble_png(b"not a png", &k), Err(DescrambleError::PngDecode));
+    // A back whose buffer was truncated.
+    let mut back = scramble(40, 40, &noise(40, 40, 8), &k).unwrap();
+    back.packed_indices.pop();
+    assert!(matches!(descramble(&back, &k), Err(DescrambleError::InconsistentBack(_))));
+    assert!(back.to_png().is_err());
+}
+
+#[test]
+fn bad_fronts_are_refused() {
+    let k = key("bad");
+    assert_eq!(scramble(0, 10, &[], &k), Err(ScrambleError::BadDimensions));
+    assert_eq!(scramble(MAX_FRONT_SIDE + 1, 1, &[], &k), Err(ScrambleError::BadDimensions));
+    assert_eq!(scramble(4, 4, &[0; 15], &k), Err(ScrambleError::PixelCountMismatch));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn descramble_inverts_scramble_up_to_quantisation(
+        (w, h, pixels) in (1u32..70, 1u32..70).prop_flat_map(|(w, h)| {
+            (Just(w), Just(h), proptest::collection::vec(any::<u8>(), (w * h) as usize))
+        }),
+        key_bytes in any::<[u8; 32]>(),
+    ) {
+        let k = ScrambleKey::from_bytes(key_bytes);
+        let back = scramble(w, h, &pixels, &k).unwrap();
+        prop_assert_eq!(descramble(&back, &k).unwrap(), quantise(w, h, &pixels).unwrap());
+    }
+}
+
+/// Release-mode timing of the issuance path (scramble + pack) and, for reference, of the
+/// verification path. Run: `cargo test --release -p bcl-engine --lib scramble:: -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release mode"]
+fn timing_a4_at_100_dpi() {
+    use std::time::Instant;
+    let (w, h) = (827, 1169);
+    let front = text_like(w, h);
+    let k = key("timing");
+    let runs = 200;
+    let mut best = f64::MAX;
+    let mut total = 0.0;
+    for i in 0..runs {
+        // A fresh key per run, as in production: the per-key tables are part of the cost.
+        let k = key(&format!("timing-{i}"));
+        let t = Instant::now();
+        let back = scramble(w, h, &front, &k).unwrap();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        std::hint::black_box(&back);
+        best = best.min(ms);
+        total += ms;
+    }
+    println!("scramble+pack A4 {w}x{h}: best {best:.3} ms, mean {:.3} ms over {runs} runs", total / runs as f64);
+
+    let back = scramble(w, h, &front, &k).unwrap();
+    let t = Instant::now();
+    let png = back.to_png().unwrap();
+    println!("indexed 4-bit PNG encode: {:.3} ms, {} bytes", t.elapsed().as_secs_f64() * 1e3, png.len());
+    let t = Instant::now();
+    descramble(&back, &k).unwrap();
+    println!("descramble (indexed): {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    descramble_png(&png, &k).unwrap();
+    println!("descramble_png (indexed): {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+}
