@@ -1,4 +1,21 @@
-//! Pure domain of bcl: no I/O, no async.
+//! Pure domain of bcl: validation of change events, the fold of the log into the state certificates are
+//! issued from, and the eligibility rules. No I/O, no async: everything here is a function of its inputs,
+//! so the engine, the tests and an auditor's replay all get the same answers.
 pub mod date;
+pub mod fold;
+pub mod link;
 pub mod record;
+pub mod settings;
+pub mod state;
 pub mod validate;
+
+pub use date::{DateError, Era, JstDateTime, Wareki};
+pub use fold::ApplyError;
+pub use link::{LiftRefusal, Link, Mode};
+pub use record::{Date, MunicipalityHeader, PersonEntry, ResidentRecordCertificate, Sex};
+pub use settings::Settings;
+pub use state::{
+    Admission, Card, ConflictKind, DamageRecord, FamilyRegister, Household, IssuedRef, Municipality, Resident,
+    ResidentStatus, Seal, State, TaxAssessment,
+};
+pub use validate::{event_digest, validate_event, validate_settings, Rule, ValidationError};

@@ -1,0 +1,329 @@
+//! The fold: how each log leaf changes the state.
+//!
+//! `State::apply` is total: it never panics and never refuses a leaf, because the log is the truth and a
+//! rebuild must reach the same state whatever the log holds. A change event that cannot be applied is not
+//! dropped: it stays at the head of its municipality's backlog and the municipality is suspended (see
+//! `link.rs`). Applying one event is all-or-nothing: every check happens before the first mutation.
+
+use bcl_proto::change_event::Body;
+use bcl_proto::log_leaf::Kind;
+use bcl_proto::admin_action::Action;
+use bcl_proto::{AdminAction, ChangeEvent, DamageGrade, IssuanceRecord, LinkAnomaly, LogLeaf, RemovalReason};
+use thiserror::Error;
+
+use crate::record::{Date, Sex};
+use crate::state::{
+    Card, DamageRecord, EventRef, FamilyRegister, Household, IssuedRef, Municipality, Registry, Resident,
+    ResidentStatus, Seal, State, TaxAssessment,
+};
+use crate::validate::{check_municipality_code, event_digest, validate_event, ValidationError};
+
+/// Why a change event cannot be applied to the current data. Names the rule, never the data.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApplyError {
+    #[error("invalid event: {0}")]
+    Invalid(ValidationError),
+    #[error("resident is not registered")]
+    UnknownResident,
+    #[error("resident is already registered")]
+    ResidentExists,
+    #[error("resident record is removed")]
+    ResidentRemoved,
+    #[error("card serial is bound to another resident")]
+    CardBoundElsewhere,
+    #[error("card serial is revoked")]
+    CardRevoked,
+    #[error("card serial is not issued")]
+    UnknownCard,
+    #[error("no seal registration to abolish")]
+    NoSeal,
+    #[error("household is not known")]
+    UnknownHousehold,
+}
+
+impl State {
+    /// Folds the leaf at `position`. Leaves must be applied in log order, each exactly once.
+    pub fn apply(&mut self, position: u64, leaf: &LogLeaf) {
+        self.leaves = self.leaves.max(position.saturating_add(1));
+        match &leaf.kind {
+            Some(Kind::ChangeEvent(ev)) => self.apply_change(position, ev),
+            Some(Kind::Issuance(rec)) => self.apply_issuance(position, rec),
+            Some(Kind::Admin(action)) => self.apply_admin(action),
+            Some(Kind::LinkAnomaly(anomaly)) => self.apply_anomaly(anomaly),
+            None => self.ignored_leaves += 1,
+        }
+    }
+
+    /// Folds a sequence of leaves starting at `first_position`.
+    pub fn apply_all<'a>(&mut self, first_position: u64, leaves: impl IntoIterator<Item = &'a LogLeaf>) {
+        for (i, leaf) in leaves.into_iter().enumerate() {
+            self.apply(first_position + i as u64, leaf);
+        }
+    }
+
+    fn municipality_mut(&mut self, code: &str) -> Option<&mut Municipality> {
+        if check_municipality_code(code).is_err() {
+            self.ignored_leaves += 1;
+            return None;
+        }
+        Some(self.municipalities.entry(code.to_owned()).or_default())
+    }
+
+    fn apply_change(&mut self, position: u64, ev: &ChangeEvent) {
+        let digest = event_digest(ev);
+        let known = self.events.get(&ev.event_id).map(|k| k.digest);
+        let Some(m) = self.municipality_mut(&ev.municipality_code) else { return };
+        let seq = ev.source_seq;
+        match known {
+            // The same event twice in the log (the engine never does this): the second copy adds nothing.
+            Some(d) if d == digest => return,
+            Some(_) => return m.link.suspend(format!("conflicting re-send of source_seq {seq}")),
+            None => {}
+        }
+        if seq == 0 {
+            return m.link.suspend("source_seq 0 cannot be applied: sourceSeq must be at least 1".into());
+        }
+        if m.received.contains_key(&seq) {
+            return m.link.suspend(format!("conflicting re-send of source_seq {seq}"));
+        }
+        m.received.insert(seq, ev.event_id.clone());
+        let Municipality { link, registry, .. } = m;
+        link.receive(position, ev.clone(), |pos, e| registry.apply_event(pos, e));
+        self.events.insert(
+            ev.event_id.clone(),
+            EventRef { position, digest },
+        );
+    }
+
+    fn apply_issuance(&mut self, position: u64, rec: &IssuanceRecord) {
+        let request = rec.request.clone().unwrap_or_default();
+        // First record wins: the engine never records a request id twice, and a replay must keep answering
+        // with the original certificate.
+        self.issued.entry(request.request_id.clone()).or_insert_with(|| IssuedRef {
+            position,
+            request_digest: rec.request_digest.clone(),
+            certificate_id: rec.certificate_id.clone(),
+        });
+        self.certificates.entry(rec.certificate_id.clone()).or_insert(position);
+        if let Some(m) = self.municipality_mut(&request.municipality_code) {
+            m.transactions.push((position, rec.clone()));
+        }
+    }
+
+    fn apply_admin(&mut self, action: &AdminAction) {
+        let Some(m) = self.municipality_mut(&action.municipality_code) else { return };
+        match &action.action {
+            Some(Action::SetMaintenance(req)) => m.link.set_maintenance(req.on, &req.reason),
+            Some(Action::SetIssuanceBlock(req)) => {
+                if req.blocked {
+                    m.blocked.insert(req.resident_id.clone());
+                } else {
+                    m.blocked.remove(&req.resident_id);
+                }
+            }
+            Some(Action::UpdateSettings(update)) => m.settings.merge(update),
+            None => {}
+        }
+    }
+
+    fn apply_anomaly(&mut self, anomaly: &LinkAnomaly) {
+        let Some(m) = self.municipality_mut(&anomaly.municipality_code) else { return };
+        let seq = anomaly.source_seq;
+        m.link.suspend(if anomaly.kind == "conflict" {
+            format!("conflicting re-send of source_seq {seq}")
+        } else {
+            format!("data link anomaly at source_seq {seq}")
+        });
+    }
+}
+
+fn parse_date(s: &str) -> Date {
+    // Only reached after validate_event, which checked every date.
+    Date::parse(s).unwrap_or(Date { year: 1, month: 1, day: 1 })
+}
+
+impl Registry {
+    fn resident_mut(&mut self, id: &str) -> Result<&mut Resident, ApplyError> {
+        self.residents.get_mut(id).ok_or(ApplyError::UnknownResident)
+    }
+
+    fn active_resident_mut(&mut self, id: &str) -> Result<&mut Resident, ApplyError> {
+        let r = self.resident_mut(id)?;
+        if r.is_removed() { Err(ApplyError::ResidentRemoved) } else { Ok(r) }
+    }
+
+    fn leave_household(&mut self, household_id: &str, resident_id: &str) {
+        if let Some(h) = self.households.get_mut(household_id) {
+            // An emptied household is kept: damage certificates may still refer to it.
+            h.members.retain(|m| m != resident_id);
+        }
+    }
+
+    fn join_household(&mut self, household_id: &str, resident_id: &str) {
+        self.households.entry(household_id.to_owned()).or_insert_with(Household::default).members.push(resident_id.to_owned());
+    }
+
+    /// Applies one change event, or changes nothing and says why not.
+    pub(crate) fn apply_event(&mut self, position: u64, ev: &ChangeEvent) -> Result<(), ApplyError> {
+        validate_event(ev).map_err(ApplyError::Invalid)?;
+        let Some(body) = &ev.body else { return Ok(()) }; // unreachable after validation
+        match body {
+            Body::ResidentRegistered(r) => {
+                if self.residents.contains_key(&r.resident_id) {
+                    return Err(ApplyError::ResidentExists);
+                }
+                let resident = Resident {
+                    id: r.resident_id.clone(),
+                    household_id: r.household_id.clone(),
+                    family_name: r.family_name.clone(),
+                    given_name: r.given_name.clone(),
+                    family_name_kana: r.family_name_kana.clone(),
+                    given_name_kana: r.given_name_kana.clone(),
+                    birth_date: parse_date(&r.birth_date),
+                    sex: if r.sex == bcl_proto::Sex::Female as i32 { Sex::Female } else { Sex::Male },
+                    address: r.address.clone(),
+                    household_head: r.household_head,
+                    relationship: r.relationship.clone(),
+                    resident_since: parse_date(&r.resident_since),
+                    address_since: parse_date(&r.address_since),
+                    previous_address: r.previous_address.clone(),
+                    registered_domicile: r.registered_domicile.clone(),
+                    domicile_head: r.domicile_head.clone(),
+                    personal_number: r.personal_number.clone(),
+                    gaiji_pending: r.gaiji_pending,
+                    status: ResidentStatus::Active,
+                    support_measure: false,
+                    seal: None,
+                    tax: Default::default(),
+                    family_register: None,
+                    provenance: vec![position],
+                };
+                self.join_household(&r.household_id, &r.resident_id);
+                self.residents.insert(r.resident_id.clone(), resident);
+            }
+            Body::ResidentChanged(c) => {
+                let res = self.active_resident_mut(&c.resident_id)?;
+                let old_household = res.household_id.clone();
+                for (field, value) in [
+                    (&mut res.family_name, &c.family_name),
+                    (&mut res.given_name, &c.given_name),
+                    (&mut res.family_name_kana, &c.family_name_kana),
+                    (&mut res.given_name_kana, &c.given_name_kana),
+                    (&mut res.address, &c.address),
+                    (&mut res.relationship, &c.relationship),
+                    (&mut res.registered_domicile, &c.registered_domicile),
+                    (&mut res.domicile_head, &c.domicile_head),
+                ] {
+                    if let Some(v) = value {
+                        field.clone_from(v);
+                    }
+                }
+                if let Some(d) = &c.address_since {
+                    res.address_since = parse_date(d);
+                }
+                if let Some(h) = c.household_head {
+                    res.household_head = h;
+                }
+                if let Some(g) = c.gaiji_pending {
+                    res.gaiji_pending = g;
+                }
+                res.provenance.push(position);
+                if let Some(new_household) = c.household_id.as_ref().filter(|h| **h != old_household) {
+                    res.household_id.clone_from(new_household);
+                    self.leave_household(&old_household, &c.resident_id);
+                    self.join_household(new_household, &c.resident_id);
+                }
+            }
+            Body::MoveOutFiled(m) => {
+                let res = self.active_resident_mut(&m.resident_id)?;
+                res.status = ResidentStatus::MoveOutFiled {
+                    planned_date: parse_date(&m.planned_date),
+                    destination: m.destination.clone(),
+                };
+                res.provenance.push(position);
+            }
+            Body::ResidentRemoved(r) => {
+                let res = self.active_resident_mut(&r.resident_id)?;
+                res.status = ResidentStatus::Removed {
+                    reason: RemovalReason::try_from(r.reason).unwrap_or(RemovalReason::Other),
+                };
+                res.provenance.push(position);
+                let household = res.household_id.clone();
+                self.leave_household(&household, &r.resident_id);
+            }
+            Body::SupportMeasureChanged(s) => {
+                let res = self.resident_mut(&s.resident_id)?;
+                res.support_measure = s.in_force;
+                res.provenance.push(position);
+            }
+            Body::SealRegistered(s) => {
+                let res = self.active_resident_mut(&s.resident_id)?;
+                res.seal = Some(Seal {
+                    registration_number: s.registration_number.clone(),
+                    image_png: s.seal_image_png.clone(),
+                    abolished: false,
+                });
+                res.provenance.push(position);
+            }
+            Body::SealAbolished(s) => {
+                let res = self.resident_mut(&s.resident_id)?;
+                let seal = res.seal.as_mut().filter(|s| !s.abolished).ok_or(ApplyError::NoSeal)?;
+                seal.abolished = true;
+                res.provenance.push(position);
+            }
+            Body::TaxAssessed(t) => {
+                let res = self.resident_mut(&t.resident_id)?;
+                res.tax.insert(
+                    t.fiscal_year,
+                    TaxAssessment {
+                        fiscal_year: t.fiscal_year,
+                        total_income: t.total_income,
+                        taxable_income: t.taxable_income,
+                        municipal_tax: t.municipal_tax,
+                        prefectural_tax: t.prefectural_tax,
+                        position,
+                    },
+                );
+                res.provenance.push(position);
+            }
+            Body::CardIssued(c) => {
+                match self.cards.get(&c.card_serial) {
+                    Some(card) if card.resident_id != c.resident_id => return Err(ApplyError::CardBoundElsewhere),
+                    Some(card) if card.revoked => return Err(ApplyError::CardRevoked),
+                    _ => {}
+                }
+                self.active_resident_mut(&c.resident_id)?.provenance.push(position);
+                self.cards.insert(c.card_serial.clone(), Card { resident_id: c.resident_id.clone(), revoked: false });
+            }
+            Body::CardRevoked(c) => {
+                let card = self.cards.get_mut(&c.card_serial).ok_or(ApplyError::UnknownCard)?;
+                card.revoked = true;
+                let holder = card.resident_id.clone();
+                if let Some(res) = self.residents.get_mut(&holder) {
+                    res.provenance.push(position);
+                }
+            }
+            Body::FamilyRegisterRecorded(f) => {
+                let res = self.resident_mut(&f.resident_id)?;
+                res.family_register = Some(FamilyRegister {
+                    register_id: f.register_id.clone(),
+                    domicile: f.domicile.clone(),
+                    head: f.head.clone(),
+                });
+                res.provenance.push(position);
+            }
+            Body::DamageCertified(d) => {
+                if !self.households.contains_key(&d.household_id) {
+                    return Err(ApplyError::UnknownHousehold);
+                }
+                self.damage.entry(d.household_id.clone()).or_default().push(DamageRecord {
+                    disaster_name: d.disaster_name.clone(),
+                    disaster_date: parse_date(&d.disaster_date),
+                    grade: DamageGrade::try_from(d.grade).unwrap_or(DamageGrade::Unspecified),
+                    position,
+                });
+            }
+        }
+        Ok(())
+    }
+}
