@@ -2,6 +2,7 @@
 //! issued from, and the eligibility rules. No I/O, no async: everything here is a function of its inputs,
 //! so the engine, the tests and an auditor's replay all get the same answers.
 pub mod date;
+pub mod eligibility;
 pub mod fold;
 pub mod link;
 pub mod record;
@@ -9,7 +10,14 @@ pub mod settings;
 pub mod state;
 pub mod validate;
 
+#[cfg(test)]
+mod testkit;
+
 pub use date::{DateError, Era, JstDateTime, Wareki};
+pub use eligibility::{
+    build_resident_record, check_resident_record, is_year_end_closure, resident_fee, CodeFamily, Refusal,
+    RefusalReason, ResidentRecordPlan,
+};
 pub use fold::ApplyError;
 pub use link::{LiftRefusal, Link, Mode};
 pub use record::{Date, MunicipalityHeader, PersonEntry, ResidentRecordCertificate, Sex};
