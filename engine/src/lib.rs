@@ -1,3 +1,4 @@
 //! The bcl issuance engine.
 pub mod storage;
 pub mod scramble;
+pub mod render;

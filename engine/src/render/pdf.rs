@@ -1,0 +1,366 @@
+//! DisplayList → PDF bytes: A4 pages, fonts embedded as TrueType CID subsets (Identity-H, with a
+//! ToUnicode map so text can be extracted and searched), one back page per front carrying the
+//! caller's scrambled image.
+//!
+//! Output is a pure function of the inputs: objects are numbered in a fixed order, subsets are
+//! built from sorted glyph sets, no clock is read, and the document /ID is a hash of the body.
+//! Auditors re-render a certificate from history and compare bytes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use miniz_oxide::deflate::compress_to_vec_zlib;
+use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
+use pdf_writer::{Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use sha2::{Digest, Sha256};
+
+use super::display_list::{DisplayList, Item, Page, TextRun, A4_HEIGHT, A4_WIDTH};
+use super::fonts::{FontRole, FontSet, Glyph};
+use super::subset_cache::{EmbeddedSubset, SubsetCache};
+use super::RenderError;
+
+/// The scrambled image for the back of one sheet, as an indexed-colour bitmap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackPage {
+    pub width: u32,
+    pub height: u32,
+    /// RGB colours; index i of the image means `palette[i]`. At most 2^bits_per_index entries.
+    pub palette: Vec<[u8; 3]>,
+    /// 1, 2, 4 or 8.
+    pub bits_per_index: u8,
+    /// Row-major indices, rows packed MSB-first, each row padded to a whole byte.
+    pub packed_indices: Vec<u8>,
+}
+
+impl BackPage {
+    fn validate(&self, index: usize) -> Result<(), RenderError> {
+        let bad = |reason: &'static str| RenderError::BadBackPage { index, reason };
+        if !matches!(self.bits_per_index, 1 | 2 | 4 | 8) {
+            return Err(bad("bits_per_index must be 1, 2, 4 or 8"));
+        }
+        if self.width == 0 || self.height == 0 {
+            return Err(bad("empty image"));
+        }
+        if self.palette.is_empty() || self.palette.len() > 1 << self.bits_per_index {
+            return Err(bad("palette size does not match bits_per_index"));
+        }
+        let row = (self.width as usize * self.bits_per_index as usize).div_ceil(8);
+        if self.packed_indices.len() != row * self.height as usize {
+            return Err(bad("packed_indices length does not match width, height and bits_per_index"));
+        }
+        Ok(())
+    }
+}
+
+/// Document metadata. Everything that varies between two renderings of the same certificate
+/// must come in here, so that a reproduction can pass the same values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PdfMeta {
+    /// Printed on each back page beside the image, and written as the document subject.
+    pub certificate_id: String,
+    /// Document title (e.g. 住民票の写し). Must not contain personal data.
+    pub title: String,
+    /// The issuance time, Japan time; `None` leaves /CreationDate out.
+    pub creation_date: Option<PdfTimestamp>,
+}
+
+/// A wall-clock time in Japan time (UTC+9), as recorded by the issuance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PdfTimestamp {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+/// Height of the band under the back image that carries the certificate id.
+const BACK_BAND: f32 = 22.0;
+
+/// zlib level for content streams and images: speed over the last few percent of size.
+const DEFLATE_LEVEL: u8 = 1;
+
+/// Writes the document: for each front page, the front followed by its back (if `backs` is
+/// non-empty it must have exactly one entry per front page).
+pub fn write_pdf(
+    fonts: &FontSet,
+    subsets: &SubsetCache,
+    list: &DisplayList,
+    backs: &[BackPage],
+    meta: &PdfMeta,
+) -> Result<Vec<u8>, RenderError> {
+    if !backs.is_empty() && backs.len() != list.pages.len() {
+        return Err(RenderError::BackPageCount { fronts: list.pages.len(), backs: backs.len() });
+    }
+    for (i, back) in backs.iter().enumerate() {
+        back.validate(i)?;
+    }
+    let back_caption = if backs.is_empty() {
+        None
+    } else {
+        let caption = format!("証明書番号 {}　（この面は表面のスクランブル画像です）", meta.certificate_id);
+        let glyphs = fonts.shape(FontRole::Mincho, &caption, "certificate_id")?;
+        Some(TextRun { x: 42.5, baseline: A4_HEIGHT - 8.0, size: 7.0, font: FontRole::Mincho, tracking: 0.0, glyphs })
+    };
+
+    // Every glyph each font needs, with the character it stands for (first occurrence wins,
+    // which is deterministic because pages and runs are walked in order).
+    let mut used: BTreeMap<FontRole, BTreeMap<u16, char>> = BTreeMap::new();
+    let runs = list
+        .pages
+        .iter()
+        .flat_map(|p| p.items.iter())
+        .filter_map(|i| match i {
+            Item::Text(run) => Some(run),
+            _ => None,
+        })
+        .chain(back_caption.iter());
+    for run in runs {
+        let set = used.entry(run.font).or_default();
+        for g in &run.glyphs {
+            set.entry(g.id).or_insert(g.base);
+        }
+    }
+
+    let mut next = 1;
+    let mut alloc = || {
+        let r = Ref::new(next);
+        next += 1;
+        r
+    };
+    let catalog_id = alloc();
+    let pages_id = alloc();
+    let info_id = alloc();
+
+    let mut chunk = pdf_writer::Chunk::new();
+    let mut font_names: BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)> = BTreeMap::new();
+    let mut font_refs = Vec::new();
+    for (role, glyphs) in &used {
+        let subset = subsets.get_or_build(fonts, *role, glyphs)?;
+        let type0 = alloc();
+        write_font(&mut chunk, fonts, *role, &subset, glyphs, type0, &mut alloc);
+        let name = format!("F{}", font_refs.len()).into_bytes();
+        font_refs.push((name.clone(), type0));
+        font_names.insert(*role, (name, subset));
+    }
+
+    let mut page_ids = Vec::new();
+    for (i, page) in list.pages.iter().enumerate() {
+        let page_id = alloc();
+        let content_id = alloc();
+        page_ids.push(page_id);
+        let content = front_content(page, &font_names);
+        write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, None);
+        if let Some(back) = backs.get(i) {
+            let page_id = alloc();
+            let content_id = alloc();
+            let image_id = alloc();
+            page_ids.push(page_id);
+            write_image(&mut chunk, image_id, back);
+            let caption = back_caption.as_ref().expect("caption exists when backs do");
+            let content = back_content(back, caption, &font_names);
+            write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, Some(image_id));
+        }
+    }
+    chunk.pages(pages_id).kids(page_ids.iter().copied()).count(page_ids.len() as i32);
+
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog_id).pages(pages_id);
+    // The /ID must be stable for identical input and differ for any change in it: a hash of
+    // every object written above and of the metadata written below.
+    let mut hasher = Sha256::new();
+    hasher.update(chunk.as_bytes());
+    hasher.update(format!("{:?}", meta).as_bytes());
+    let id = hasher.finalize();
+    pdf.set_file_id((id[..16].to_vec(), id[..16].to_vec()));
+    pdf.extend(&chunk);
+    let mut info = pdf.document_info(info_id);
+    info.title(TextStr(&meta.title)).subject(TextStr(&meta.certificate_id)).producer(TextStr("bcl"));
+    if let Some(t) = meta.creation_date {
+        let date = Date::new(t.year)
+            .month(t.month)
+            .day(t.day)
+            .hour(t.hour)
+            .minute(t.minute)
+            .second(t.second)
+            .utc_offset_hour(9)
+            .utc_offset_minute(0);
+        info.creation_date(date);
+    }
+    info.finish();
+    Ok(pdf.finish())
+}
+
+fn write_font(
+    chunk: &mut pdf_writer::Chunk,
+    fonts: &FontSet,
+    role: FontRole,
+    subset: &EmbeddedSubset,
+    glyphs: &BTreeMap<u16, char>,
+    type0: Ref,
+    alloc: &mut impl FnMut() -> Ref,
+) {
+    let font = fonts.font(role);
+    let cid_id = alloc();
+    let descriptor_id = alloc();
+    let cmap_id = alloc();
+    let file_id = alloc();
+    let base_font = format!("{}+{}", subset.tag, font.postscript_name);
+    let base_font = Name(base_font.as_bytes());
+    let scale = 1000.0 / font.units_per_em() as f32;
+    let system_info = SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"Identity"), supplement: 0 };
+
+    chunk
+        .type0_font(type0)
+        .base_font(base_font)
+        .encoding_predefined(Name(b"Identity-H"))
+        .descendant_font(cid_id)
+        .to_unicode(cmap_id);
+
+    let mut cid = chunk.cid_font(cid_id);
+    cid.subtype(CidFontType::Type2)
+        .base_font(base_font)
+        .system_info(system_info)
+        .font_descriptor(descriptor_id)
+        .default_width(1000.0)
+        .cid_to_gid_map_predefined(Name(b"Identity"));
+    // CIDs are the subset's glyph ids (0 = .notdef, then the sorted originals).
+    let widths: Vec<f32> = subset
+        .original_gids
+        .iter()
+        .map(|g| (font.advance_units(*g) as f32 * scale).round())
+        .collect();
+    cid.widths().consecutive(0, widths);
+    cid.finish();
+
+    let [x0, y0, x1, y1] = font.bbox;
+    chunk
+        .font_descriptor(descriptor_id)
+        .name(base_font)
+        .flags(FontFlags::SYMBOLIC)
+        .bbox(Rect::new(x0 * scale, y0 * scale, x1 * scale, y1 * scale))
+        .italic_angle(0.0)
+        .ascent(font.ascent * scale)
+        .descent(font.descent * scale)
+        .cap_height(font.cap_height * scale)
+        .stem_v(80.0)
+        .font_file2(file_id);
+
+    let mut cmap = pdf_writer::types::UnicodeCmap::new(
+        Name(b"Bcl-UCS"),
+        SystemInfo { registry: Str(b"Adobe"), ordering: Str(b"UCS"), supplement: 0 },
+    );
+    for (new_gid, original) in subset.original_gids.iter().enumerate().skip(1) {
+        if let Some(c) = glyphs.get(original) {
+            cmap.pair(new_gid as u16, *c);
+        }
+    }
+    let cmap = cmap.finish();
+    chunk.stream(cmap_id, cmap.as_slice());
+
+    let mut file = chunk.stream(file_id, &subset.deflated);
+    file.filter(Filter::FlateDecode);
+    file.pair(Name(b"Length1"), subset.length1 as i32);
+    file.finish();
+}
+
+fn write_page(
+    chunk: &mut pdf_writer::Chunk,
+    page_id: Ref,
+    content_id: Ref,
+    parent: Ref,
+    content: &[u8],
+    fonts: &[(Vec<u8>, Ref)],
+    image: Option<Ref>,
+) {
+    let mut page = chunk.page(page_id);
+    page.parent(parent).media_box(Rect::new(0.0, 0.0, A4_WIDTH, A4_HEIGHT)).contents(content_id);
+    let mut resources = page.resources();
+    let mut font_dict = resources.fonts();
+    for (name, r) in fonts {
+        font_dict.pair(Name(name), *r);
+    }
+    font_dict.finish();
+    if let Some(image) = image {
+        resources.x_objects().pair(Name(b"Im0"), image);
+    }
+    resources.finish();
+    page.finish();
+    let deflated = compress_to_vec_zlib(content, DEFLATE_LEVEL);
+    chunk.stream(content_id, &deflated).filter(Filter::FlateDecode);
+}
+
+fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage) {
+    let lookup: Vec<u8> = back.palette.iter().flatten().copied().collect();
+    let data = compress_to_vec_zlib(&back.packed_indices, DEFLATE_LEVEL);
+    let mut image = chunk.image_xobject(id, &data);
+    image.filter(Filter::FlateDecode);
+    image.width(back.width as i32).height(back.height as i32);
+    image.color_space().indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
+    image.bits_per_component(back.bits_per_index as i32);
+    image.finish();
+}
+
+fn show_run(content: &mut Content, run: &TextRun, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) {
+    let (name, subset) = &fonts[&run.font];
+    let mut codes = Vec::with_capacity(run.glyphs.len() * 2);
+    for Glyph { id, .. } in &run.glyphs {
+        let cid = subset.new_gid(*id).expect("every glyph of the document is in its subset");
+        codes.extend_from_slice(&cid.to_be_bytes());
+    }
+    content.begin_text();
+    content.set_font(Name(name), run.size);
+    // Tc is text state and outlives BT/ET, so every run sets it, zero included.
+    content.set_char_spacing(run.tracking);
+    content.set_text_matrix([1.0, 0.0, 0.0, 1.0, run.x, A4_HEIGHT - run.baseline]);
+    content.show(Str(&codes));
+    content.end_text();
+}
+
+fn front_content(page: &Page, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) -> Vec<u8> {
+    let h = page.height;
+    let mut content = Content::new();
+    for item in &page.items {
+        match item {
+            Item::Text(run) => show_run(&mut content, run, fonts),
+            Item::Line { x1, y1, x2, y2, width } => {
+                content.set_line_width(*width).move_to(*x1, h - y1).line_to(*x2, h - y2).stroke();
+            }
+            Item::Rect { x, y, w, h: rh, fill, stroke } => {
+                content.rect(*x, h - y - rh, *w, *rh);
+                match (fill, stroke) {
+                    (Some(g), Some(sw)) => {
+                        content.set_fill_gray(*g).set_line_width(*sw).fill_nonzero_and_stroke().set_fill_gray(0.0);
+                    }
+                    (Some(g), None) => {
+                        content.set_fill_gray(*g).fill_nonzero().set_fill_gray(0.0);
+                    }
+                    (None, Some(sw)) => {
+                        content.set_line_width(*sw).stroke();
+                    }
+                    (None, None) => {
+                        content.end_path();
+                    }
+                }
+            }
+        }
+    }
+    content.finish().to_vec()
+}
+
+fn back_content(back: &BackPage, caption: &TextRun, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) -> Vec<u8> {
+    // The image keeps its aspect ratio and fills the page above the caption band.
+    let room_h = A4_HEIGHT - BACK_BAND;
+    let scale = (A4_WIDTH / back.width as f32).min(room_h / back.height as f32);
+    let (w, h) = (back.width as f32 * scale, back.height as f32 * scale);
+    let x = (A4_WIDTH - w) / 2.0;
+    let y = BACK_BAND + (room_h - h) / 2.0;
+    let mut content = Content::new();
+    content.save_state();
+    content.transform([w, 0.0, 0.0, h, x, y]);
+    content.x_object(Name(b"Im0"));
+    content.restore_state();
+    show_run(&mut content, caption, fonts);
+    content.finish().to_vec()
+}

@@ -1,0 +1,320 @@
+//! Page → grayscale bitmap, from the same display list as the PDF.
+//!
+//! The raster is the input of the scrambled back image, which a verifier descrambles from a
+//! scan and compares with the printed front. 100 dpi is the intended resolution
+//! ([`BACK_IMAGE_DPI`]): body text of 9.5 pt is ~13 px high, enough for a human to compare the
+//! two sides, while an A4 page stays under 1 Mpx so scrambling and embedding stay cheap.
+//!
+//! Output is deterministic: integer blending, glyph origins snapped to quarter pixels, no
+//! floating-point accumulation across the page.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use ab_glyph_rasterizer::{point, Point, Rasterizer};
+use skrifa::outline::{DrawSettings, OutlinePen};
+use skrifa::prelude::{LocationRef, Size};
+use skrifa::MetadataProvider;
+
+use super::display_list::{Item, Page, TextRun};
+use super::fonts::{FontRole, FontSet};
+
+/// Resolution intended for the back image (see the module documentation).
+pub const BACK_IMAGE_DPI: f32 = 100.0;
+
+/// An 8-bit grayscale image, row-major, 0 = black, 255 = white.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrayRaster {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+impl GrayRaster {
+    pub fn white(width: u32, height: u32) -> GrayRaster {
+        GrayRaster { width, height, pixels: vec![255; width as usize * height as usize] }
+    }
+
+    pub fn get(&self, x: u32, y: u32) -> u8 {
+        self.pixels[y as usize * self.width as usize + x as usize]
+    }
+
+    /// Darkens pixel (x, y) by `coverage` (0..=255) of ink with darkness `ink` (0..=255).
+    #[inline]
+    fn darken(&mut self, x: i64, y: i64, coverage: u32, ink: u32) {
+        if x < 0 || y < 0 || x >= self.width as i64 || y >= self.height as i64 || coverage == 0 {
+            return;
+        }
+        let i = y as usize * self.width as usize + x as usize;
+        let a = (coverage * ink + 127) / 255;
+        let d = self.pixels[i] as u32;
+        self.pixels[i] = ((d * (255 - a) + 127) / 255) as u8;
+    }
+}
+
+/// Quarter-pixel horizontal positions: fine enough that spacing looks even, coarse enough that
+/// a glyph has at most four cached renderings per size.
+const SUBPIXEL_STEPS: f32 = 4.0;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct GlyphKey {
+    font: FontRole,
+    glyph: u16,
+    /// Pixel size in 1/16 px.
+    size_16: u32,
+    phase: u8,
+}
+
+/// A rendered glyph: coverage bitmap and its offset from the (snapped) pen position.
+struct Coverage {
+    left: i32,
+    top: i32,
+    width: u32,
+    height: u32,
+    alpha: Vec<u8>,
+}
+
+const SHARDS: usize = 16;
+const SHARD_CAPACITY: usize = 8192;
+
+/// Glyph bitmaps shared by all rasterizations of a renderer. Sharded so concurrent issuances
+/// rarely contend; a shard that grows past its capacity is emptied (the form's glyphs come back
+/// on the next page).
+pub struct GlyphCache {
+    shards: Vec<Mutex<HashMap<GlyphKey, Arc<Coverage>>>>,
+}
+
+impl Default for GlyphCache {
+    fn default() -> Self {
+        GlyphCache { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+}
+
+impl GlyphCache {
+    fn get_or_render(&self, fonts: &FontSet, key: GlyphKey) -> Arc<Coverage> {
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let shard = &self.shards[h.finish() as usize % SHARDS];
+        if let Some(c) = shard.lock().expect("glyph cache poisoned").get(&key) {
+            return c.clone();
+        }
+        let rendered = Arc::new(render_glyph(fonts, key));
+        let mut map = shard.lock().expect("glyph cache poisoned");
+        if map.len() >= SHARD_CAPACITY {
+            map.clear();
+        }
+        map.entry(key).or_insert(rendered).clone()
+    }
+}
+
+/// Collects an outline in pixel space (y up) so its bounds are known before rasterizing.
+#[derive(Default)]
+struct PathRecorder {
+    segments: Vec<Segment>,
+    start: (f32, f32),
+    current: (f32, f32),
+    dx: f32,
+}
+
+enum Segment {
+    Line(Point, Point),
+    Quad(Point, Point, Point),
+    Cubic(Point, Point, Point, Point),
+}
+
+impl PathRecorder {
+    fn p(&self, x: f32, y: f32) -> Point {
+        point(x + self.dx, y)
+    }
+    fn close_contour(&mut self) {
+        if self.current != self.start {
+            let (a, b) = (self.p(self.current.0, self.current.1), self.p(self.start.0, self.start.1));
+            self.segments.push(Segment::Line(a, b));
+            self.current = self.start;
+        }
+    }
+    fn points(&self) -> impl Iterator<Item = Point> + '_ {
+        self.segments.iter().flat_map(|s| match *s {
+            Segment::Line(a, b) => vec![a, b],
+            Segment::Quad(a, b, c) => vec![a, b, c],
+            Segment::Cubic(a, b, c, d) => vec![a, b, c, d],
+        })
+    }
+}
+
+impl OutlinePen for PathRecorder {
+    fn move_to(&mut self, x: f32, y: f32) {
+        self.close_contour();
+        self.start = (x, y);
+        self.current = (x, y);
+    }
+    fn line_to(&mut self, x: f32, y: f32) {
+        let s = Segment::Line(self.p(self.current.0, self.current.1), self.p(x, y));
+        self.segments.push(s);
+        self.current = (x, y);
+    }
+    fn quad_to(&mut self, cx0: f32, cy0: f32, x: f32, y: f32) {
+        let s = Segment::Quad(self.p(self.current.0, self.current.1), self.p(cx0, cy0), self.p(x, y));
+        self.segments.push(s);
+        self.current = (x, y);
+    }
+    fn curve_to(&mut self, cx0: f32, cy0: f32, cx1: f32, cy1: f32, x: f32, y: f32) {
+        let s = Segment::Cubic(
+            self.p(self.current.0, self.current.1),
+            self.p(cx0, cy0),
+            self.p(cx1, cy1),
+            self.p(x, y),
+        );
+        self.segments.push(s);
+        self.current = (x, y);
+    }
+    fn close(&mut self) {
+        self.close_contour();
+    }
+}
+
+fn render_glyph(fonts: &FontSet, key: GlyphKey) -> Coverage {
+    let empty = Coverage { left: 0, top: 0, width: 0, height: 0, alpha: Vec::new() };
+    let font = fonts.font(key.font).font_ref();
+    let Some(outline) = font.outline_glyphs().get(key.glyph.into()) else {
+        return empty;
+    };
+    let mut pen = PathRecorder { dx: key.phase as f32 / SUBPIXEL_STEPS, ..Default::default() };
+    let size = key.size_16 as f32 / 16.0;
+    if outline.draw(DrawSettings::unhinted(Size::new(size), LocationRef::default()), &mut pen).is_err() {
+        return empty;
+    }
+    pen.close_contour();
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for p in pen.points() {
+        x0 = x0.min(p.x);
+        y0 = y0.min(p.y);
+        x1 = x1.max(p.x);
+        y1 = y1.max(p.y);
+    }
+    if x0 > x1 {
+        return empty; // no contours (e.g. a space)
+    }
+    let (left, bottom, right, top) = (x0.floor(), y0.floor(), x1.ceil(), y1.ceil());
+    let (w, h) = ((right - left) as usize, (top - bottom) as usize);
+    if w == 0 || h == 0 {
+        return empty;
+    }
+    // Flip to y down with the bitmap's top-left at (left, top).
+    let t = |p: Point| point(p.x - left, top - p.y);
+    let mut r = Rasterizer::new(w, h);
+    for s in &pen.segments {
+        match *s {
+            Segment::Line(a, b) => r.draw_line(t(a), t(b)),
+            Segment::Quad(a, b, c) => r.draw_quad(t(a), t(b), t(c)),
+            Segment::Cubic(a, b, c, d) => r.draw_cubic(t(a), t(b), t(c), t(d)),
+        }
+    }
+    let mut alpha = vec![0u8; w * h];
+    r.for_each_pixel(|i, a| alpha[i] = (a.clamp(0.0, 1.0) * 255.0).round() as u8);
+    Coverage { left: left as i32, top: -(top as i32), width: w as u32, height: h as u32, alpha }
+}
+
+/// Draws `page` at `dpi` into a new white raster.
+pub fn rasterize(fonts: &FontSet, cache: &GlyphCache, page: &Page, dpi: f32) -> GrayRaster {
+    let s = dpi / 72.0;
+    let mut out = GrayRaster::white((page.width * s).round() as u32, (page.height * s).round() as u32);
+    for item in &page.items {
+        match item {
+            Item::Text(run) => draw_text(fonts, cache, &mut out, run, s),
+            Item::Rect { x, y, w, h, fill, stroke } => {
+                let (x, y, w, h) = (x * s, y * s, w * s, h * s);
+                if let Some(g) = fill {
+                    fill_box(&mut out, x, y, x + w, y + h, ink(*g));
+                }
+                if let Some(sw) = stroke {
+                    let half = sw * s / 2.0;
+                    fill_box(&mut out, x - half, y - half, x + w + half, y + half, 255);
+                    fill_box(&mut out, x - half, y + h - half, x + w + half, y + h + half, 255);
+                    fill_box(&mut out, x - half, y + half, x + half, y + h - half, 255);
+                    fill_box(&mut out, x + w - half, y + half, x + w + half, y + h - half, 255);
+                }
+            }
+            Item::Line { x1, y1, x2, y2, width } => {
+                draw_line(&mut out, x1 * s, y1 * s, x2 * s, y2 * s, width * s);
+            }
+        }
+    }
+    out
+}
+
+/// Ink darkness (0..=255) of a DeviceGray fill level.
+fn ink(gray: f32) -> u32 {
+    ((1.0 - gray.clamp(0.0, 1.0)) * 255.0).round() as u32
+}
+
+fn draw_text(fonts: &FontSet, cache: &GlyphCache, out: &mut GrayRaster, run: &TextRun, s: f32) {
+    let size_16 = (run.size * s * 16.0).round() as u32;
+    let baseline = (run.baseline * s).round() as i64;
+    for (x, glyph) in run.positions() {
+        let q = (x * s * SUBPIXEL_STEPS).round() as i64;
+        let (origin, phase) = (q.div_euclid(SUBPIXEL_STEPS as i64), q.rem_euclid(SUBPIXEL_STEPS as i64) as u8);
+        let key = GlyphKey { font: run.font, glyph: glyph.id, size_16, phase };
+        let cov = cache.get_or_render(fonts, key);
+        for row in 0..cov.height as i64 {
+            let y = baseline + cov.top as i64 + row;
+            let line = &cov.alpha[(row as usize) * cov.width as usize..][..cov.width as usize];
+            for (col, a) in line.iter().enumerate() {
+                out.darken(origin + cov.left as i64 + col as i64, y, *a as u32, 255);
+            }
+        }
+    }
+}
+
+/// Fills the box [x0, x1) × [y0, y1) (pixels, fractional) with exact area coverage.
+fn fill_box(out: &mut GrayRaster, x0: f32, y0: f32, x1: f32, y1: f32, ink: u32) {
+    if x1 <= x0 || y1 <= y0 || ink == 0 {
+        return;
+    }
+    let span = |a: f32, b: f32, limit: u32| -> Vec<(i64, f32)> {
+        let (first, last) = (a.floor().max(0.0) as i64, (b.ceil() as i64).min(limit as i64));
+        (first..last)
+            .map(|i| (i, (b.min(i as f32 + 1.0) - a.max(i as f32)).clamp(0.0, 1.0)))
+            .filter(|(_, c)| *c > 0.0)
+            .collect()
+    };
+    let cols = span(x0, x1, out.width);
+    for (y, cy) in span(y0, y1, out.height) {
+        for (x, cx) in &cols {
+            out.darken(*x, y, (cx * cy * 255.0).round() as u32, ink);
+        }
+    }
+}
+
+fn draw_line(out: &mut GrayRaster, x1: f32, y1: f32, x2: f32, y2: f32, width: f32) {
+    let half = width / 2.0;
+    if y1 == y2 {
+        fill_box(out, x1.min(x2), y1 - half, x1.max(x2), y1 + half, 255);
+        return;
+    }
+    if x1 == x2 {
+        fill_box(out, x1 - half, y1.min(y2), x1 + half, y1.max(y2), 255);
+        return;
+    }
+    // A slanted stroke: rasterize its quadrilateral in its bounding box.
+    let (dx, dy) = (x2 - x1, y2 - y1);
+    let len = (dx * dx + dy * dy).sqrt();
+    let (nx, ny) = (-dy / len * half, dx / len * half);
+    let corners = [(x1 + nx, y1 + ny), (x2 + nx, y2 + ny), (x2 - nx, y2 - ny), (x1 - nx, y1 - ny)];
+    let left = corners.iter().map(|c| c.0).fold(f32::MAX, f32::min).floor();
+    let top = corners.iter().map(|c| c.1).fold(f32::MAX, f32::min).floor();
+    let right = corners.iter().map(|c| c.0).fold(f32::MIN, f32::max).ceil();
+    let bottom = corners.iter().map(|c| c.1).fold(f32::MIN, f32::max).ceil();
+    let (w, h) = ((right - left) as usize, (bottom - top) as usize);
+    let mut r = Rasterizer::new(w.max(1), h.max(1));
+    for i in 0..4 {
+        let (a, b) = (corners[i], corners[(i + 1) % 4]);
+        r.draw_line(point(a.0 - left, a.1 - top), point(b.0 - left, b.1 - top));
+    }
+    r.for_each_pixel_2d(|x, y, a| {
+        let c = (a.clamp(0.0, 1.0) * 255.0).round() as u32;
+        out.darken(left as i64 + x as i64, top as i64 + y as i64, c, 255);
+    });
+}
