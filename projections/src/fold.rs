@@ -327,3 +327,174 @@ impl Registry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Admission, ConflictKind};
+    use crate::testkit::*;
+    use bcl_proto::{
+        IssueRequest, MunicipalityState, ResidentChanged, ResidentRemoved, SealAbolished, SetMaintenanceRequest,
+    };
+
+    fn status(state: &State) -> (MunicipalityState, String, u64, u64, u64) {
+        let s = state.status(CODE).unwrap();
+        (s.state(), s.reason, s.applied_seq, s.received_seq, s.backlog)
+    }
+
+    #[test]
+    fn every_registration_field_is_folded_and_changes_touch_only_what_is_set() {
+        let mut log = household_log();
+        log.push(leaf(event(11, Body::ResidentChanged(ResidentChanged {
+            resident_id: "S".into(),
+            given_name: Some("花子".into()),
+            household_id: Some("HH2".into()),
+            ..Default::default()
+        }))));
+        let state = fold(&log);
+        let m = state.municipality(CODE).unwrap();
+        let s = m.resident("S").unwrap();
+        assert_eq!((s.family_name.as_str(), s.given_name.as_str(), s.household_id.as_str()), ("山田", "花子", "HH2"));
+        assert_eq!(s.birth_date, Date::parse("1982-07-07").unwrap());
+        assert_eq!(s.personal_number, "123456789018");
+        assert_eq!(s.provenance, vec![2, 7, 11]);
+        assert_eq!(m.household("HH1").unwrap().members, vec!["H", "C", "T"]);
+        assert_eq!(m.household("HH2").unwrap().members, vec!["X", "S"]);
+        assert_eq!(m.card("K-S").unwrap().resident_id, "S");
+        assert_eq!(status(&state), (MunicipalityState::Active, String::new(), 11, 11, 0));
+    }
+
+    #[test]
+    fn unappliable_events_are_held_and_suspend() {
+        let cases: Vec<(Body, &str)> = vec![
+            (Body::ResidentChanged(ResidentChanged { resident_id: "nobody".into(), ..Default::default() }), "resident is not registered"),
+            (registered("H", "HH1", true, "1980-05-05"), "resident is already registered"),
+            (card("S", "K-H"), "card serial is bound to another resident"),
+            (Body::SealAbolished(SealAbolished { resident_id: "H".into() }), "no seal registration to abolish"),
+        ];
+        for (body, rule) in cases {
+            let mut log = household_log();
+            log.push(leaf(event(11, body)));
+            log.push(leaf(event(12, card("H", "K-H3"))));
+            let state = fold(&log);
+            let (st, reason, applied, received, backlog) = status(&state);
+            assert_eq!((st, applied, received, backlog), (MunicipalityState::Suspended, 10, 12, 2));
+            assert_eq!(reason, format!("source_seq 11 cannot be applied: {rule}"));
+            assert!(state.check_lift(CODE).is_err());
+            assert!(state.municipality(CODE).unwrap().card("K-H3").is_none(), "nothing after the head is applied");
+        }
+        // A change to a removed resident.
+        let mut log = household_log();
+        log.push(leaf(event(11, Body::ResidentRemoved(ResidentRemoved { resident_id: "T".into(), reason: 1 }))));
+        log.push(leaf(event(12, Body::ResidentChanged(ResidentChanged { resident_id: "T".into(), household_id: Some("HH9".into()), ..Default::default() }))));
+        assert_eq!(status(&fold(&log)).1, "source_seq 12 cannot be applied: resident record is removed");
+    }
+
+    #[test]
+    fn lift_needs_an_empty_backlog_and_an_admin_leaf() {
+        let lift = || admin(Action::SetMaintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: false, reason: String::new() }));
+        let mut log = household_log();
+        log.push(leaf(event(12, card("H", "K-H2"))));
+        assert_eq!(status(&fold(&log)).1, "data link gap: waiting for source_seq 11");
+        log.push(lift()); // premature: ignored by the fold
+        let state = fold(&log);
+        assert_eq!(status(&state).0, MunicipalityState::Suspended);
+        log.push(leaf(event(11, card("S", "K-S2"))));
+        let state = fold(&log);
+        assert_eq!(status(&state).0, MunicipalityState::Suspended, "drained but not lifted");
+        assert_eq!(state.check_lift(CODE), Ok(()));
+        log.push(lift());
+        assert_eq!(status(&fold(&log)), (MunicipalityState::Active, String::new(), 12, 12, 0));
+    }
+
+    #[test]
+    fn admission_of_resends_and_conflicts() {
+        let log = household_log();
+        let state = fold(&log);
+        let resend = event(3, registered("C", "HH1", false, "2015-01-01"));
+        assert_eq!(state.admit(&resend, &event_digest(&resend)), Admission::Duplicate { position: 3 });
+        let mut altered = resend.clone();
+        altered.effective_date = "2026-01-02".into();
+        assert_eq!(state.admit(&altered, &event_digest(&altered)), Admission::Conflict { kind: ConflictKind::EventIdReused });
+        let mut same_seq = event(3, card("H", "K-Z"));
+        same_seq.event_id = uuid(999);
+        assert_eq!(state.admit(&same_seq, &event_digest(&same_seq)), Admission::Conflict { kind: ConflictKind::SourceSeqTaken });
+        let fresh = event(11, card("H", "K-Z"));
+        assert_eq!(state.admit(&fresh, &event_digest(&fresh)), Admission::New);
+
+        let mut other_seq12 = event(12, card("S", "K-Y"));
+        other_seq12.event_id = uuid(1000);
+        let batch = vec![fresh.clone(), fresh.clone(), resend, event(12, card("H", "K-W")), other_seq12];
+        assert_eq!(
+            state.admit_batch(&batch),
+            vec![
+                Admission::New,
+                Admission::DuplicateInBatch { index: 0 },
+                Admission::Duplicate { position: 3 },
+                Admission::New,
+                Admission::Conflict { kind: ConflictKind::SourceSeqTaken },
+            ]
+        );
+    }
+
+    #[test]
+    fn anomalies_and_duplicates_in_the_log_suspend_only_their_municipality() {
+        let mut log = household_log();
+        log.push(LogLeaf { kind: Some(Kind::LinkAnomaly(LinkAnomaly {
+            municipality_code: "011002".into(),
+            source_seq: 4,
+            event_id: uuid(4),
+            kind: "conflict".into(),
+            event_sha256: String::new(),
+            at: String::new(),
+        })) });
+        let state = fold(&log);
+        assert_eq!(state.status("011002").unwrap().reason, "conflicting re-send of source_seq 4");
+        assert_eq!(state.status("011002").unwrap().state(), MunicipalityState::Suspended);
+        assert_eq!(status(&state).0, MunicipalityState::Active);
+
+        // An identical event recorded twice changes nothing; a different one at a taken seq suspends.
+        let mut log = household_log();
+        let before = fold(&log);
+        log.push(log[3].clone());
+        let mut after = fold(&log);
+        after.leaves = before.leaves;
+        assert_eq!(after, before);
+        let mut conflicting = event(3, card("H", "K-Q"));
+        conflicting.event_id = uuid(77);
+        log.push(leaf(conflicting));
+        assert_eq!(status(&fold(&log)).1, "conflicting re-send of source_seq 3");
+    }
+
+    #[test]
+    fn junk_leaves_never_panic() {
+        let mut state = State::default();
+        state.apply(0, &LogLeaf { kind: None });
+        state.apply(1, &leaf(ChangeEvent::default()));
+        state.apply(2, &leaf(ChangeEvent { municipality_code: CODE.into(), source_seq: 1, ..Default::default() }));
+        state.apply(3, &LogLeaf { kind: Some(Kind::Issuance(IssuanceRecord::default())) });
+        state.apply(u64::MAX, &LogLeaf { kind: Some(Kind::Admin(AdminAction::default())) });
+        assert_eq!(state.status(CODE).unwrap().state(), MunicipalityState::Suspended);
+        assert!(state.status(CODE).unwrap().reason.starts_with("source_seq 1 cannot be applied: invalid event: eventId"));
+    }
+
+    #[test]
+    fn issuances_are_indexed() {
+        let mut log = household_log();
+        let rec = |cert: &str, digest: &str| IssuanceRecord {
+            certificate_id: cert.into(),
+            request: Some(IssueRequest { request_id: "req-1".into(), municipality_code: CODE.into(), ..Default::default() }),
+            request_digest: digest.into(),
+            ..Default::default()
+        };
+        log.push(LogLeaf { kind: Some(Kind::Issuance(rec("CERT-A", "d1"))) });
+        log.push(LogLeaf { kind: Some(Kind::Issuance(rec("CERT-B", "d2"))) });
+        let state = fold(&log);
+        let first = state.issuance_by_request("req-1").unwrap();
+        assert_eq!((first.position, first.request_digest.as_str(), first.certificate_id.as_str()), (11, "d1", "CERT-A"));
+        assert_eq!(state.certificate_position("CERT-B"), Some(12));
+        let tx: Vec<u64> = state.municipality(CODE).unwrap().transactions().iter().map(|(p, _)| *p).collect();
+        assert_eq!(tx, vec![11, 12]);
+        assert_eq!(state.len(), 13);
+    }
+}

@@ -183,6 +183,12 @@ impl Municipality {
     pub fn household(&self, id: &str) -> Option<&Household> {
         self.registry.households.get(id)
     }
+    pub fn households(&self) -> impl Iterator<Item = (&str, &Household)> {
+        self.registry.households.iter().map(|(id, h)| (id.as_str(), h))
+    }
+    pub fn cards(&self) -> impl Iterator<Item = (&str, &Card)> {
+        self.registry.cards.iter().map(|(serial, c)| (serial.as_str(), c))
+    }
     pub fn card(&self, serial: &str) -> Option<&Card> {
         self.registry.cards.get(serial)
     }
