@@ -160,7 +160,7 @@ impl Registry {
     }
 
     fn join_household(&mut self, household_id: &str, resident_id: &str) {
-        self.households.entry(household_id.to_owned()).or_insert_with(Household::default).members.push(resident_id.to_owned());
+        self.households.entry(household_id.to_owned()).or_default().members.push(resident_id.to_owned());
     }
 
     /// Applies one change event, or changes nothing and says why not.

@@ -250,7 +250,7 @@ proptest! {
         }).collect();
         let mut mixed = Vec::new();
         let (mut bi, mut ai) = (b_events.iter(), a_noise.iter());
-        for take_b in interleave.iter().chain(std::iter::repeat(&true).take(b_events.len())) {
+        for take_b in interleave.iter().chain(std::iter::repeat_n(&true, b_events.len())) {
             if let Some(l) = if *take_b { bi.next() } else { ai.next() } { mixed.push(l.clone()); }
         }
         mixed.extend(ai.cloned());
@@ -280,7 +280,7 @@ proptest! {
             household_id: "HH".into(),
             family_name: format!("{name}{MARKER}"),
             given_name: format!("{MARKER}{name}"),
-            birth_date: format!("{birth}"),
+            birth_date: birth,
             sex,
             address: format!("{address}{MARKER}"),
             resident_since: "2000-01-01".into(),
