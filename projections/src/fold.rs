@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::record::{Date, Sex};
 use crate::state::{
-    Card, DamageRecord, EventRef, FamilyRegister, Household, IssuedRef, Municipality, Registry, Resident,
+    Card, DamageRecord, EventRef, FamilyRegister, IssuedRef, Municipality, Registry, Resident,
     ResidentStatus, Seal, State, TaxAssessment,
 };
 use crate::validate::{check_municipality_code, event_digest, validate_event, ValidationError};
