@@ -51,6 +51,18 @@ impl ScrambleKey {
     }
 }
 
+/// Wipe the key when it goes out of scope, so it does not linger in freed memory of a long-running
+/// server. Volatile writes keep the compiler from eliding the wipe of a value about to die.
+impl Drop for ScrambleKey {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: `b` is a valid, aligned, exclusive reference to a byte of `self`.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Never print key material, not even in a debug log.
 impl std::fmt::Debug for ScrambleKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -313,3 +313,48 @@ fn timing_a4_at_100_dpi() {
     descramble_png(&png, &k).unwrap();
     println!("descramble_png (indexed): {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
 }
+
+/// The verifier's real path: the back embedded in a PDF as a 4-bit Indexed image (as the renderer
+/// does), extracted with poppler's `pdfimages -png`, descrambled. Needs poppler-utils, hence ignored.
+#[test]
+#[ignore = "needs poppler's pdfimages on PATH"]
+fn pdfimages_extraction_descrambles_exactly() {
+    use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref};
+    let (w, h) = (827, 1169);
+    let k = key("pdfimages");
+    let front = text_like(w, h);
+    let back = scramble(w, h, &front, &k).unwrap();
+
+    let mut pdf = Pdf::new();
+    let (catalog, pages, page, image, content) = (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4), Ref::new(5));
+    pdf.catalog(catalog).pages(pages);
+    pdf.pages(pages).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(pages).contents(content);
+    p.resources().x_objects().pair(Name(b"Back"), image);
+    p.finish();
+    let data = miniz_oxide::deflate::compress_to_vec_zlib(&back.packed_indices, 1);
+    let lookup: Vec<u8> = back.palette.iter().flatten().copied().collect();
+    let mut x = pdf.image_xobject(image, &data);
+    x.filter(Filter::FlateDecode);
+    x.width(back.width as i32).height(back.height as i32);
+    x.color_space().indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
+    x.bits_per_component(back.bits_per_index as i32);
+    x.finish();
+    let mut c = Content::new();
+    c.transform([595.0, 0.0, 0.0, 842.0, 0.0, 0.0]).x_object(Name(b"Back"));
+    pdf.stream(content, &c.finish());
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pdf"), pdf.finish()).unwrap();
+    let status = std::process::Command::new("pdfimages")
+        .arg("-png")
+        .arg(dir.path().join("cert.pdf"))
+        .arg(dir.path().join("img"))
+        .status()
+        .expect("pdfimages runs");
+    assert!(status.success());
+    let extracted = std::fs::read(dir.path().join("img-000.png")).unwrap();
+    let restored = descramble_png(&extracted, &k).unwrap();
+    assert_eq!(restored, (w, h, quantise(w, h, &front).unwrap().pixels));
+}
