@@ -1,4 +1,18 @@
-//! The bcl issuance engine.
-pub mod storage;
-pub mod scramble;
+//! The bcl issuance engine: storage of the log, the single writer, ingest, issuance, rendering, the
+//! scrambled back, administration, and the gRPC server behind the `bcl` binary.
+
+pub mod admin;
+pub mod certificate;
+pub mod cli;
+pub mod clock;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod issuance;
+pub mod projection;
 pub mod render;
+pub mod scramble;
+pub mod secrets;
+pub mod server;
+pub mod storage;
+pub mod writer;

@@ -1,1 +1,54 @@
-fn main() {}
+//! `bcl`: the issuance engine's command line.
+
+use bcl_engine::cli;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "bcl", version, about = "Resident certificate issuance engine for convenience-store kiosks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gRPC API (Ingest, Issuance, Audit, Admin, health, reflection).
+    Serve(cli::serve::Args),
+    /// Append a JSON Lines file of change events to a running server.
+    Ingest(cli::ingest_file::Args),
+    /// Generate a fixture municipality, ingest it, serve, issue certificates and write the PDFs.
+    Demo(cli::demo::Args),
+    /// Restore the front of a certificate from an image of its back.
+    Descramble(cli::descramble::Args),
+    /// Write a synthetic municipality as JSON Lines (see the bcl-fixtures crate).
+    Fixtures {
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 100)]
+        households: usize,
+        #[arg(long, default_value = "131016")]
+        code: String,
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    cli::init_tracing();
+    let args = Cli::parse();
+    let result = match args.command {
+        Command::Serve(a) => cli::serve::run(a),
+        Command::Ingest(a) => cli::ingest_file::run(a),
+        Command::Demo(a) => cli::demo::run(a),
+        Command::Descramble(a) => cli::descramble::run(a),
+        Command::Fixtures { seed, households, code, out } => cli::write_fixtures(seed, households, &code, &out),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bcl: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

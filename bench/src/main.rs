@@ -1,0 +1,36 @@
+//! `bcl-bench`: the benchmarks behind BENCHMARKS.md. Each subcommand measures its figures side by side
+//! in one run (these machines are shared and noisy), and prints a Markdown table.
+//!
+//!   cargo run --release -p bcl-bench -- render      # front PDF, raster, scramble, whole certificate
+//!   cargo run --release -p bcl-bench -- issue       # Issue end to end over gRPC on an idle server
+//!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
+
+mod ingest;
+mod issue;
+mod render;
+mod stats;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let rest = &args[args.len().min(1)..];
+    match which {
+        "render" => render::run(rest),
+        "issue" => issue::run(rest),
+        "ingest" => ingest::run(rest),
+        "all" => {
+            render::run(rest);
+            issue::run(rest);
+            ingest::run(rest);
+        }
+        other => {
+            eprintln!("unknown benchmark {other:?}; use render, issue, ingest or all");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `--name value` from the arguments, parsed, or the default.
+pub fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.windows(2).find(|w| w[0] == name).and_then(|w| w[1].parse().ok()).unwrap_or(default)
+}

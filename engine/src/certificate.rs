@@ -1,0 +1,94 @@
+//! From a ready-to-render record to the certificate PDF: one layout drives the vector front and the raster
+//! that is scrambled onto the colour back of the same sheet. Everything here is a pure function of its
+//! inputs (record, fonts, master secret, recorded issuance time), which is what lets auditors reproduce a
+//! certificate byte for byte.
+
+use crate::error::EngineError;
+use crate::render::{BackPage, GrayRaster, PdfMeta, PdfTimestamp, RenderError, Renderer, BACK_IMAGE_DPI};
+use crate::scramble::{self, ScrambleKey};
+use crate::secrets::MasterSecret;
+use bcl_projections::date::JstDateTime;
+use bcl_projections::record::ResidentRecordCertificate;
+use bcl_projections::RefusalReason;
+
+/// Recorded with every issuance; bump it whenever a change alters the bytes of a rendered certificate.
+pub const RENDERER_VERSION: &str = "bcl-resident-record/1";
+
+pub struct Rendered {
+    pub pdf: Vec<u8>,
+    /// Sheets of paper, all copies included.
+    pub sheets: u32,
+}
+
+/// Text rendering failures are refusals the kiosk can show ("cannot issue at a kiosk"), never a certificate
+/// with a blank box; anything else is our bug.
+fn render_error(e: RenderError) -> EngineError {
+    match e {
+        RenderError::UndrawableCharacter { .. } => EngineError::refused(RefusalReason::UndrawableCharacter, e.to_string()),
+        RenderError::LayoutOverflow { .. } => EngineError::refused(RefusalReason::LayoutOverflow, e.to_string()),
+        other => EngineError::Internal(format!("rendering: {other}")),
+    }
+}
+
+pub fn scramble_key(secret: &MasterSecret, certificate_id: &str) -> ScrambleKey {
+    ScrambleKey::derive(secret.as_bytes(), certificate_id)
+}
+
+fn back_of(front: &GrayRaster, key: &ScrambleKey) -> Result<BackPage, EngineError> {
+    let back = scramble::scramble(front.width, front.height, &front.pixels, key)
+        .map_err(|e| EngineError::Internal(format!("scramble: {e}")))?;
+    Ok(BackPage {
+        width: back.width,
+        height: back.height,
+        palette: back.palette,
+        bits_per_index: back.bits_per_index,
+        packed_indices: back.packed_indices,
+    })
+}
+
+pub fn render_resident_record(
+    renderer: &Renderer,
+    secret: &MasterSecret,
+    record: &ResidentRecordCertificate,
+    issued_at: JstDateTime,
+) -> Result<Rendered, EngineError> {
+    let list = renderer.layout_resident_record(record).map_err(render_error)?;
+    let key = scramble_key(secret, &record.certificate_id);
+    // Copies repeat the same sheets: scramble each distinct sheet once.
+    let per_copy = record.sheets_per_copy() as usize;
+    let mut backs: Vec<BackPage> = Vec::with_capacity(list.pages.len());
+    for (i, page) in list.pages.iter().enumerate() {
+        if i >= per_copy && list.pages[i % per_copy] == *page {
+            backs.push(backs[i % per_copy].clone());
+            continue;
+        }
+        backs.push(back_of(&renderer.rasterize(page, BACK_IMAGE_DPI), &key)?);
+    }
+    let meta = PdfMeta {
+        certificate_id: record.certificate_id.clone(),
+        title: "住民票の写し".into(),
+        creation_date: Some(PdfTimestamp {
+            year: issued_at.date.year as u16,
+            month: issued_at.date.month as u8,
+            day: issued_at.date.day as u8,
+            hour: issued_at.hour as u8,
+            minute: issued_at.minute as u8,
+            second: issued_at.second as u8,
+        }),
+    };
+    let pdf = renderer.write_pdf(&list, &backs, &meta).map_err(render_error)?;
+    Ok(Rendered { pdf, sheets: list.pages.len() as u32 })
+}
+
+/// The quantised front rasters that the backs of a certificate carry, for verification: descrambling a
+/// back must give exactly the corresponding image.
+pub fn front_images(renderer: &Renderer, record: &ResidentRecordCertificate) -> Result<Vec<scramble::GrayImage>, EngineError> {
+    let list = renderer.layout_resident_record(record).map_err(render_error)?;
+    list.pages
+        .iter()
+        .map(|page| {
+            let r = renderer.rasterize(page, BACK_IMAGE_DPI);
+            scramble::quantise(r.width, r.height, &r.pixels).map_err(|e| EngineError::Internal(format!("quantise: {e}")))
+        })
+        .collect()
+}

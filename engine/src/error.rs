@@ -1,0 +1,45 @@
+//! The engine's error type. Mapped to a gRPC status with a `google.rpc.ErrorInfo` in exactly one place
+//! (`server::status`). Messages name fields and rules, never personal data.
+
+use crate::storage::StorageError;
+use bcl_projections::{Refusal, RefusalReason};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Malformed input: nothing was written.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// An issuance refused by the eligibility rules (or by the renderer, for undrawable text).
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The same (municipality, source_seq) or event_id arrived with different content. The municipality
+    /// is suspended and nothing of the request was written.
+    #[error("data link conflict in municipality {municipality} at source_seq {source_seq}: {kind}; issuance for the municipality is suspended")]
+    SequenceConflict { municipality: String, source_seq: u64, kind: &'static str },
+    /// Lifting maintenance while data is still held back.
+    #[error("{0}")]
+    BacklogRemains(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("request_id was already used with other parameters")]
+    RequestIdReused,
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// A durable write failed earlier; the engine refuses work until it is restarted.
+    #[error("the engine stopped accepting work after a storage failure; restart it to recover")]
+    Poisoned,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn refused(reason: RefusalReason, message: impl Into<String>) -> Self {
+        EngineError::Refused(Refusal { reason, message: message.into() })
+    }
+}
+
+impl From<Refusal> for EngineError {
+    fn from(r: Refusal) -> Self {
+        EngineError::Refused(r)
+    }
+}

@@ -1,0 +1,281 @@
+//! Issuance (`Issuance.Issue`): eligibility against a snapshot of the projection, rendering outside any
+//! lock, then one durable issuance leaf through the writer before the answer leaves the engine.
+//!
+//! Idempotency: the request id is the key. A retry with the same parameters gets the same certificate
+//! (same id, same bytes, `replayed = true`) and is charged once, because only one issuance leaf per request
+//! id can ever enter the log (the writer decides it). The same id with other parameters is refused.
+
+use crate::certificate::{render_resident_record, Rendered};
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::writer::{Command, IssueCommit};
+use bcl_projections::date::JstDateTime;
+use bcl_projections::{Refusal, RefusalReason};
+use bcl_proto::{CertificateType, IssuanceRecord, IssueRequest, IssueResponse, LogLeaf};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// How often an issuance is prepared again when the municipality's data changed while it was rendered.
+const MAX_PREPARE_ATTEMPTS: usize = 3;
+
+pub fn certificate_id(req: &IssueRequest) -> String {
+    let mut h = Sha256::new();
+    h.update(b"bcl-certificate-id-v1\0");
+    h.update(req.municipality_code.as_bytes());
+    h.update(b"\0");
+    h.update(req.request_id.as_bytes());
+    let d = h.finalize();
+    format!("{}-{}", req.municipality_code, hex::encode_upper(&d[..10]))
+}
+
+/// Digest of every parameter of the request, so a retry can be told from a reuse of the id.
+pub fn request_digest(req: &IssueRequest) -> String {
+    hex::encode(Sha256::digest(req.encode_to_vec()))
+}
+
+fn invalid(message: &str) -> EngineError {
+    EngineError::refused(RefusalReason::InvalidRequest, message)
+}
+
+fn validate(req: &IssueRequest) -> Result<(), EngineError> {
+    if req.request_id.is_empty() || req.request_id.len() > 128 {
+        return Err(invalid("request_id: required, at most 128 bytes"));
+    }
+    if req.kiosk_id.len() > 64 {
+        return Err(invalid("kiosk_id: at most 64 bytes"));
+    }
+    if req.subject_resident_ids.len() > 32 {
+        return Err(invalid("subject_resident_ids: at most 32 residents"));
+    }
+    match bcl_proto::Centre::try_from(req.centre) {
+        Ok(bcl_proto::Centre::East | bcl_proto::Centre::West) => {}
+        _ => return Err(invalid("centre: EAST or WEST is required")),
+    }
+    match CertificateType::try_from(req.r#type) {
+        Ok(CertificateType::Unspecified) | Err(_) => Err(invalid("type: unknown certificate type")),
+        Ok(CertificateType::ResidentRecord) => Ok(()),
+        Ok(_) => Err(EngineError::refused(
+            RefusalReason::TypeDisabled,
+            "this certificate type is not offered by the engine yet",
+        )),
+    }
+}
+
+/// What an issuance was prepared from: the snapshot position, the record and its provenance.
+struct Prepared {
+    as_of: u64,
+    record: bcl_projections::record::ResidentRecordCertificate,
+    sources: Vec<u64>,
+    fee_yen: u32,
+}
+
+fn prepare(
+    state: &bcl_projections::State,
+    as_of: u64,
+    req: &IssueRequest,
+    now: JstDateTime,
+    certificate_id: &str,
+) -> Result<Prepared, EngineError> {
+    let plan = bcl_projections::check_resident_record(state, req, now)?;
+    let copies = req.copies.max(1);
+    let (record, sources) = bcl_projections::build_resident_record(state, &plan, certificate_id, now.date, copies)?;
+    let settings = state.municipality(&req.municipality_code).map(|m| m.settings().clone()).unwrap_or_default();
+    let fee_yen = bcl_projections::resident_fee(&settings, CertificateType::ResidentRecord, copies);
+    Ok(Prepared { as_of, record, sources, fee_yen })
+}
+
+impl Engine {
+    pub async fn issue(&self, req: IssueRequest) -> Result<IssueResponse, EngineError> {
+        validate(&req)?;
+        let digest = request_digest(&req);
+        let existing = {
+            let proj = self.projection.read().expect("projection lock");
+            proj.state.issuance_by_request(&req.request_id).map(|e| (e.position, e.request_digest.clone()))
+        };
+        if let Some((position, existing_digest)) = existing {
+            return self.replay(position, &existing_digest, &digest).await;
+        }
+        let now = self.clock.now();
+        let certificate_id = certificate_id(&req);
+        for _ in 0..MAX_PREPARE_ATTEMPTS {
+            let prepared = {
+                let proj = self.projection.read().expect("projection lock");
+                prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
+            };
+            let Rendered { pdf, sheets } = render_resident_record(&self.renderer, &self.secret, &prepared.record, now)?;
+            let content_sha256 = hex::encode(Sha256::digest(&pdf));
+            let record = IssuanceRecord {
+                certificate_id: certificate_id.clone(),
+                request: Some(req.clone()),
+                issued_at: now.to_rfc3339(),
+                fee_yen: prepared.fee_yen,
+                sheets,
+                content_sha256: content_sha256.clone(),
+                as_of_position: prepared.as_of,
+                source_positions: prepared.sources.clone(),
+                renderer_version: crate::certificate::RENDERER_VERSION.to_string(),
+                font_sha256: self.renderer.font_digest().to_string(),
+                request_digest: digest.clone(),
+            };
+            // Re-checked by the writer only if the municipality changed after our snapshot: the certificate
+            // must still be allowed and show exactly the same data, or we prepare it again.
+            let (check_req, check_id, expected) = (req.clone(), certificate_id.clone(), prepared.record.clone());
+            let still_valid = Box::new(move |proj: &crate::projection::Projection| {
+                let again = prepare(&proj.state, proj.leaf_count, &check_req, now, &check_id)?;
+                if again.record == expected {
+                    Ok(())
+                } else {
+                    Err(EngineError::Internal(STALE.into()))
+                }
+            });
+            let committed = self.writer.submit(|reply| Command::Issue { record, still_valid, reply }).await;
+            match committed {
+                Ok(IssueCommit::Committed { position }) => {
+                    self.cache.insert(&certificate_id, pdf.clone());
+                    return Ok(IssueResponse {
+                        certificate_id,
+                        pdf,
+                        sheets,
+                        fee_yen: prepared.fee_yen,
+                        content_sha256,
+                        log_position: position,
+                        replayed: false,
+                    });
+                }
+                Ok(IssueCommit::Existing { position, request_digest, .. }) => {
+                    return self.replay(position, &request_digest, &digest).await;
+                }
+                Err(EngineError::Internal(m)) if m == STALE => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(EngineError::Refused(Refusal {
+            reason: RefusalReason::MunicipalitySuspended,
+            message: "the municipality's data kept changing during issuance; retry".into(),
+        }))
+    }
+
+    /// Answers a retried request with the certificate issued the first time.
+    async fn replay(&self, position: u64, issued_digest: &str, digest: &str) -> Result<IssueResponse, EngineError> {
+        if issued_digest != digest {
+            return Err(EngineError::RequestIdReused);
+        }
+        let record = self.issuance_at(position)?;
+        let pdf = match self.cache.get(&record.certificate_id) {
+            Some(pdf) => pdf,
+            None => self.reproduce_record(&record)?,
+        };
+        Ok(IssueResponse {
+            certificate_id: record.certificate_id,
+            pdf,
+            sheets: record.sheets,
+            fee_yen: record.fee_yen,
+            content_sha256: record.content_sha256,
+            log_position: position,
+            replayed: true,
+        })
+    }
+
+    fn issuance_at(&self, position: u64) -> Result<IssuanceRecord, EngineError> {
+        let leaf = self.store.read(position, 1)?;
+        let (_, bytes) = leaf.into_iter().next().ok_or_else(|| EngineError::Internal("issuance leaf missing".into()))?;
+        match LogLeaf::decode(bytes.as_slice()).map(|l| l.kind) {
+            Ok(Some(bcl_proto::log_leaf::Kind::Issuance(r))) => Ok(r),
+            _ => Err(EngineError::Internal("leaf at the issuance position is not an issuance".into())),
+        }
+    }
+
+    /// `Audit.Reproduce`: re-renders a certificate from the log prefix it was issued from.
+    pub fn reproduce(&self, certificate_id: &str) -> Result<IssueResponse, EngineError> {
+        let position = {
+            let proj = self.projection.read().expect("projection lock");
+            proj.state.certificate_position(certificate_id)
+        }
+        .ok_or_else(|| EngineError::NotFound("certificate".into()))?;
+        let record = self.issuance_at(position)?;
+        let pdf = self.reproduce_record(&record)?;
+        Ok(IssueResponse {
+            certificate_id: record.certificate_id,
+            pdf,
+            sheets: record.sheets,
+            fee_yen: record.fee_yen,
+            content_sha256: record.content_sha256,
+            log_position: position,
+            replayed: true,
+        })
+    }
+
+    /// Folds the log prefix `[0, as_of)`, prepares the certificate with the recorded request and clock, renders
+    /// it, and checks the bytes against the recorded digest: a mismatch is an audit failure, never hidden.
+    fn reproduce_record(&self, record: &IssuanceRecord) -> Result<Vec<u8>, EngineError> {
+        if record.font_sha256 != self.renderer.font_digest() {
+            return Err(EngineError::Internal("the certificate was rendered with other fonts than this server has".into()));
+        }
+        let req = record.request.clone().ok_or_else(|| EngineError::Internal("issuance without request".into()))?;
+        let now = JstDateTime::parse_rfc3339(&record.issued_at)
+            .map_err(|_| EngineError::Internal("issuance with an unreadable clock".into()))?;
+        let mut projection = crate::projection::Projection::default();
+        let mut from = 0;
+        while from < record.as_of_position {
+            let chunk = self.store.read(from, (record.as_of_position - from).min(8192) as usize)?;
+            if chunk.is_empty() {
+                return Err(EngineError::Internal("log shorter than the issuance's snapshot".into()));
+            }
+            for (position, bytes) in chunk {
+                let leaf = LogLeaf::decode(bytes.as_slice())
+                    .map_err(|_| EngineError::Internal(format!("leaf {position} does not decode")))?;
+                projection.apply(&leaf);
+                from = position + 1;
+            }
+        }
+        let prepared = prepare(&projection.state, record.as_of_position, &req, now, &record.certificate_id)
+            .map_err(|e| EngineError::Internal(format!("reproduction: the history no longer allows this certificate ({e})")))?;
+        let Rendered { pdf, .. } = render_resident_record(&self.renderer, &self.secret, &prepared.record, now)?;
+        if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
+            return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
+        }
+        Ok(pdf)
+    }
+}
+
+const STALE: &str = "stale snapshot";
+
+/// Recently issued PDFs, so a retry is answered without re-rendering. Bounded by total bytes; a miss falls
+/// back to reproduction from the log, which gives the same bytes.
+pub struct CertificateCache {
+    budget: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    bytes: usize,
+    order: VecDeque<String>,
+    map: HashMap<String, Vec<u8>>,
+}
+
+impl CertificateCache {
+    pub fn new(budget: usize) -> Self {
+        Self { budget, inner: Mutex::new(CacheInner::default()) }
+    }
+
+    pub fn insert(&self, id: &str, pdf: Vec<u8>) {
+        let mut c = self.inner.lock().expect("cache lock");
+        c.bytes += pdf.len();
+        if c.map.insert(id.to_string(), pdf).is_none() {
+            c.order.push_back(id.to_string());
+        }
+        while c.bytes > self.budget {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(p) = c.map.remove(&old) {
+                c.bytes -= p.len();
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Vec<u8>> {
+        self.inner.lock().expect("cache lock").map.get(id).cloned()
+    }
+}

@@ -1,0 +1,43 @@
+//! The engine's in-memory projection: the pure fold of the whole log (from `bcl-projections`) plus the few
+//! facts the writer needs to decide whether an issuance prepared against an earlier snapshot is still valid.
+
+use bcl_projections::State;
+use bcl_proto::{log_leaf::Kind, LogLeaf};
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub struct Projection {
+    pub state: State,
+    /// Number of leaves folded so far = the position the next leaf will get.
+    pub leaf_count: u64,
+    /// Per municipality, the position of the last leaf that could change what a certificate shows or
+    /// whether it may be issued (change events, admin actions, link anomalies; not issuances).
+    last_change: HashMap<String, u64>,
+}
+
+impl Projection {
+    pub fn apply(&mut self, leaf: &LogLeaf) {
+        let position = self.leaf_count;
+        self.state.apply(position, leaf);
+        let municipality = match &leaf.kind {
+            Some(Kind::ChangeEvent(e)) => Some(&e.municipality_code),
+            Some(Kind::Admin(a)) => Some(&a.municipality_code),
+            Some(Kind::LinkAnomaly(a)) => Some(&a.municipality_code),
+            Some(Kind::Issuance(_)) | None => None,
+        };
+        if let Some(code) = municipality {
+            match self.last_change.get_mut(code.as_str()) {
+                Some(p) => *p = position,
+                None => {
+                    self.last_change.insert(code.clone(), position);
+                }
+            }
+        }
+        self.leaf_count += 1;
+    }
+
+    /// Whether anything about `municipality` changed at or after `position`.
+    pub fn changed_since(&self, municipality: &str, position: u64) -> bool {
+        self.last_change.get(municipality).is_some_and(|&p| p >= position)
+    }
+}

@@ -1,0 +1,57 @@
+//! Server secrets kept next to the log in the data directory.
+//!
+//! The scramble master secret keys every certificate's back image (key = HMAC-SHA256(secret, certificate
+//! id)), so it must survive restarts (reproduction and descrambling need it) and never leave the machine in
+//! a log line. It is created once from the OS random source with owner-only permissions.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const MASTER_SECRET_FILE: &str = "scramble-master.key";
+
+pub struct MasterSecret([u8; 32]);
+
+impl MasterSecret {
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
+        let path = data_dir.join(MASTER_SECRET_FILE);
+        match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let mut bytes = [0u8; 32];
+                f.read_exact(&mut bytes)?;
+                Ok(Self(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+                write_private(&path, &bytes)?;
+                Ok(Self(bytes))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MasterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterSecret(..)")
+    }
+}
+
+/// Writes a file readable by the owner only, durably (write to a temp file, fsync, rename).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp: PathBuf = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

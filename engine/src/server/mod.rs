@@ -1,0 +1,48 @@
+//! The gRPC server: bcl.v1 services, `grpc.health.v1.Health` per service, and server reflection.
+
+mod read_log;
+mod services;
+pub mod status;
+
+use crate::engine::Engine;
+use bcl_proto::{admin_server::AdminServer, audit_server::AuditServer, ingest_server::IngestServer, issuance_server::IssuanceServer};
+pub use services::Services;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Largest gRPC message accepted (an Append of 10,000 events with seal images fits).
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Serves until `shutdown` resolves. `on_bound` receives the actual address (useful with port 0).
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let services = Services { engine };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<IngestServer<Services>>().await;
+    health.set_serving::<IssuanceServer<Services>>().await;
+    health.set_serving::<AuditServer<Services>>().await;
+    health.set_serving::<AdminServer<Services>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(bcl_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(IngestServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(IssuanceServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(AuditServer::new(services.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(AdminServer::new(services))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+pub fn local_addr(listener: &tokio::net::TcpListener) -> std::io::Result<SocketAddr> {
+    listener.local_addr()
+}

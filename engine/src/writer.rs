@@ -1,0 +1,253 @@
+//! The single writer: every leaf enters the log through this one thread.
+//!
+//! Callers queue commands; the writer takes everything queued (up to a cap), decides each command against
+//! the projection (idempotency, sequencing, conflicts), folds the accepted leaves into the projection, makes
+//! the whole batch durable with ONE flush, and only then answers every caller of the batch (group commit).
+//! Folding before the flush lets later commands of the same batch see earlier ones; readers that observe a
+//! not-yet-durable leaf can only produce leaves that come after it, and no caller is answered before its
+//! batch is durable. If a flush fails the projection is ahead of the log, so the writer poisons the engine:
+//! everything is refused until a restart rebuilds the projection from the durable log (fail-stop, like a
+//! database that cannot trust its fsync any more).
+
+use crate::error::EngineError;
+use crate::projection::Projection;
+use crate::storage::LogStore;
+use bcl_projections::Admission;
+use bcl_proto::{log_leaf::Kind, AdminAction, ChangeEvent, IssuanceRecord, LinkAnomaly, LogLeaf};
+use prost::Message;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Upper bound of commands folded into one durable batch.
+const MAX_COMMANDS_PER_BATCH: usize = 4096;
+/// Upper bound of leaves in one durable batch (keeps a flush's latency bounded).
+const MAX_LEAVES_PER_BATCH: usize = 65_536;
+
+pub type Check = Box<dyn FnOnce(&Projection) -> Result<(), EngineError> + Send>;
+
+pub enum Command {
+    Append { events: Vec<ChangeEvent>, at: String, reply: oneshot::Sender<Result<AppendOutcome, EngineError>> },
+    Issue { record: IssuanceRecord, still_valid: Check, reply: oneshot::Sender<Result<IssueCommit, EngineError>> },
+    Admin { action: AdminAction, precondition: Check, reply: oneshot::Sender<Result<u64, EngineError>> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Per event in request order: its position (original position for an idempotent re-send).
+    pub positions: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssueCommit {
+    /// The issuance leaf is durable at this position.
+    Committed { position: u64 },
+    /// The request id was already issued (possibly moments ago by a concurrent retry).
+    Existing { position: u64, request_digest: String, certificate_id: String },
+}
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Command>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Starts the writer thread. `durable_len` is advanced after every durable batch, for followers.
+    pub fn start(
+        store: Arc<dyn LogStore>,
+        projection: Arc<RwLock<Projection>>,
+        durable_len: watch::Sender<u64>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(16_384);
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let flag = poisoned.clone();
+        std::thread::Builder::new()
+            .name("bcl-writer".into())
+            .spawn(move || run(rx, store, projection, durable_len, flag))
+            .expect("spawn writer thread");
+        Self { tx, poisoned }
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command) -> Result<T, EngineError> {
+        if self.is_poisoned() {
+            return Err(EngineError::Poisoned);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| EngineError::Poisoned)?;
+        rx.await.map_err(|_| EngineError::Poisoned)?
+    }
+}
+
+/// A reply that waits for its batch to become durable.
+enum Pending {
+    Append(oneshot::Sender<Result<AppendOutcome, EngineError>>, Result<AppendOutcome, EngineError>),
+    Issue(oneshot::Sender<Result<IssueCommit, EngineError>>, Result<IssueCommit, EngineError>),
+    Admin(oneshot::Sender<Result<u64, EngineError>>, Result<u64, EngineError>),
+}
+
+impl Pending {
+    fn send(self, storage_failed: bool) {
+        // A failed flush turns every answer of the batch into an error: nothing of it may be acknowledged.
+        match self {
+            Pending::Append(tx, r) => drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r })),
+            Pending::Issue(tx, r) => drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r })),
+            Pending::Admin(tx, r) => drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r })),
+        }
+    }
+}
+
+fn run(
+    mut rx: mpsc::Receiver<Command>,
+    store: Arc<dyn LogStore>,
+    projection: Arc<RwLock<Projection>>,
+    durable_len: watch::Sender<u64>,
+    poisoned: Arc<AtomicBool>,
+) {
+    // Commands not yet decided, in arrival order; it only holds leftovers when a batch hit its leaf cap.
+    let mut queue: VecDeque<Command> = VecDeque::with_capacity(MAX_COMMANDS_PER_BATCH);
+    loop {
+        if queue.is_empty() {
+            match rx.blocking_recv() {
+                Some(first) => queue.push_back(first),
+                None => return,
+            }
+        }
+        while queue.len() < MAX_COMMANDS_PER_BATCH {
+            match rx.try_recv() {
+                Ok(c) => queue.push_back(c),
+                Err(_) => break,
+            }
+        }
+        if poisoned.load(Ordering::Acquire) {
+            queue.drain(..).for_each(refuse);
+            continue;
+        }
+        let mut leaves: Vec<Vec<u8>> = Vec::new();
+        let mut pending = Vec::with_capacity(queue.len());
+        {
+            let mut proj = projection.write().expect("projection lock");
+            while leaves.len() < MAX_LEAVES_PER_BATCH {
+                let Some(command) = queue.pop_front() else { break };
+                pending.push(decide(command, &mut proj, &mut leaves));
+            }
+        }
+        let failed = !leaves.is_empty()
+            && match store.append_durable(&leaves) {
+                Ok(_) => {
+                    let _ = durable_len.send(store.len());
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "durable append failed; the engine refuses all work until restarted");
+                    poisoned.store(true, Ordering::Release);
+                    true
+                }
+            };
+        for p in pending {
+            p.send(failed);
+        }
+    }
+}
+
+fn refuse(command: Command) {
+    match command {
+        Command::Append { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
+        Command::Issue { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
+        Command::Admin { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
+    }
+}
+
+fn push_leaf(proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, kind: Kind) -> u64 {
+    let leaf = LogLeaf { kind: Some(kind) };
+    let position = proj.leaf_count;
+    leaves.push(leaf.encode_to_vec());
+    proj.apply(&leaf);
+    position
+}
+
+fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>) -> Pending {
+    match command {
+        Command::Append { events, at, reply } => {
+            let result = decide_append(events, &at, proj, leaves);
+            Pending::Append(reply, result)
+        }
+        Command::Issue { record, still_valid, reply } => {
+            let result = decide_issue(record, still_valid, proj, leaves);
+            Pending::Issue(reply, result)
+        }
+        Command::Admin { action, precondition, reply } => {
+            let result = precondition(proj).map(|()| push_leaf(proj, leaves, Kind::Admin(action)));
+            Pending::Admin(reply, result)
+        }
+    }
+}
+
+fn decide_append(
+    events: Vec<ChangeEvent>,
+    at: &str,
+    proj: &mut Projection,
+    leaves: &mut Vec<Vec<u8>>,
+) -> Result<AppendOutcome, EngineError> {
+    // Decide the whole request before folding any of it, so it stays all-or-nothing.
+    let admissions = proj.state.admit_batch(&events);
+    if let Some((ev, kind)) = events.iter().zip(&admissions).find_map(|(ev, a)| match a {
+        Admission::Conflict { kind } => Some((ev, *kind)),
+        _ => None,
+    }) {
+        // Fail closed: record the anomaly (digests only) so the suspension survives restarts, write
+        // nothing else of this request, and tell the caller.
+        let anomaly = LinkAnomaly {
+            municipality_code: ev.municipality_code.clone(),
+            source_seq: ev.source_seq,
+            event_id: ev.event_id.clone(),
+            kind: "conflict".to_string(),
+            event_sha256: hex::encode(bcl_projections::event_digest(ev)),
+            at: at.to_string(),
+        };
+        let (municipality, source_seq) = (ev.municipality_code.clone(), ev.source_seq);
+        push_leaf(proj, leaves, Kind::LinkAnomaly(anomaly));
+        return Err(EngineError::SequenceConflict { municipality, source_seq, kind: kind.as_str() });
+    }
+    let mut positions: Vec<u64> = Vec::with_capacity(events.len());
+    for (ev, admission) in events.into_iter().zip(admissions) {
+        let position = match admission {
+            Admission::New => push_leaf(proj, leaves, Kind::ChangeEvent(ev)),
+            Admission::Duplicate { position } => position,
+            Admission::DuplicateInBatch { index } => positions[index],
+            Admission::Conflict { .. } => unreachable!("conflicts were handled above"),
+        };
+        positions.push(position);
+    }
+    Ok(AppendOutcome { positions })
+}
+
+fn decide_issue(
+    record: IssuanceRecord,
+    still_valid: Check,
+    proj: &mut Projection,
+    leaves: &mut Vec<Vec<u8>>,
+) -> Result<IssueCommit, EngineError> {
+    let request_id = record.request.as_ref().map(|r| r.request_id.as_str()).unwrap_or_default();
+    if let Some(existing) = proj.state.issuance_by_request(request_id) {
+        return Ok(IssueCommit::Existing {
+            position: existing.position,
+            request_digest: existing.request_digest.clone(),
+            certificate_id: existing.certificate_id.clone(),
+        });
+    }
+    let municipality = record.request.as_ref().map(|r| r.municipality_code.as_str()).unwrap_or_default();
+    if proj.changed_since(municipality, record.as_of_position) {
+        // Something about this municipality was folded after the snapshot the certificate was rendered
+        // from: the caller's check decides whether the certificate is still exactly right.
+        still_valid(proj)?;
+    }
+    let position = push_leaf(proj, leaves, Kind::Issuance(record));
+    Ok(IssueCommit::Committed { position })
+}

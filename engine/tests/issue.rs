@@ -1,0 +1,215 @@
+//! Issuance of 住民票の写し through the real server: the PDF passes real tools and shows the right data,
+//! every refusal reason, idempotency.
+
+mod common;
+
+use bcl_fixtures::Expect;
+use bcl_proto::{change_event::Body, ChangeEvent, SetIssuanceBlockRequest, SetMaintenanceRequest};
+use common::*;
+use std::collections::HashMap;
+
+/// The latest printed fields of a resident, folded naively from the fixture's events (independently of the
+/// engine's fold, so the test does not trust the code it checks).
+fn latest_fields(events: &[ChangeEvent]) -> HashMap<String, (String, String, String)> {
+    let mut people: HashMap<String, (String, String, String)> = HashMap::new();
+    for ev in events {
+        match &ev.body {
+            Some(Body::ResidentRegistered(r)) => {
+                people.insert(r.resident_id.clone(), (r.family_name.clone(), r.given_name.clone(), r.address.clone()));
+            }
+            Some(Body::ResidentChanged(c)) => {
+                if let Some(p) = people.get_mut(&c.resident_id) {
+                    if let Some(v) = &c.family_name {
+                        p.0 = v.clone();
+                    }
+                    if let Some(v) = &c.given_name {
+                        p.1 = v.clone();
+                    }
+                    if let Some(v) = &c.address {
+                        p.2 = v.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    people
+}
+
+/// pdftotext keeps base characters; variation selectors are not text.
+fn strip_vs(s: &str) -> String {
+    s.chars().filter(|c| !matches!(*c as u32, 0xFE00..=0xFE0F | 0xE0100..=0xE01EF)).collect()
+}
+
+fn squeeze(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace() && *c != '　').collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_case_is_issued_or_refused_as_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let municipality = fixture(30);
+    append_all(&server, &municipality.events).await;
+    configure(&server, CODE).await;
+    let people = latest_fields(&municipality.events);
+    let mut client = server.issuance().await;
+    let mut issued = 0;
+    for (i, case) in municipality.cases.iter().enumerate() {
+        let req = resident_record(&format!("case-{i}"), &case.card_serial, &case.subject_resident_ids);
+        let result = client.issue(req).await;
+        match (&case.expect, result) {
+            (Expect::Issue { persons }, Ok(resp)) => {
+                let resp = resp.into_inner();
+                assert!(!resp.replayed);
+                assert_eq!(resp.sheets as usize, persons.div_ceil(4), "{}: sheets", case.name);
+                assert_eq!(resp.content_sha256, hex::encode(sha2::Sha256::digest(&resp.pdf)), "{}", case.name);
+                let path = dir.path().join(format!("{}.pdf", case.name));
+                std::fs::write(&path, &resp.pdf).unwrap();
+                let p = path.to_str().unwrap();
+                tool("qpdf", &["--check", p]);
+                let text = squeeze(&String::from_utf8(tool("pdftotext", &["-layout", p, "-"])).unwrap());
+                let (family, given, address) = &people[&case.requester_resident_id];
+                for (what, value) in [("family name", family), ("given name", given), ("address", address)] {
+                    assert!(text.contains(&squeeze(&strip_vs(value))), "{}: {what} missing from the PDF text", case.name);
+                }
+                assert!(text.contains("令和8年4月1日"), "{}: date of issue in era form", case.name);
+                assert!(text.contains(&resp.certificate_id), "{}: certificate id printed", case.name);
+                let pages = String::from_utf8(tool("qpdf", &["--show-npages", p])).unwrap();
+                assert_eq!(pages.trim(), (2 * resp.sheets).to_string(), "{}: a front and a back per sheet", case.name);
+                issued += 1;
+            }
+            (Expect::Refuse(expected), Err(status)) => {
+                assert_eq!(reason(&status), *expected, "{}: {status:?}", case.name);
+                let (family, given, _) = people.get(&case.requester_resident_id).cloned().unwrap_or_default();
+                for secret in [family, given] {
+                    if !secret.is_empty() {
+                        assert!(!status.message().contains(&secret), "{}: personal data in the refusal", case.name);
+                    }
+                }
+            }
+            (expect, result) => panic!("{}: expected {expect:?}, got {:?}", case.name, result.map(|r| r.into_inner().certificate_id)),
+        }
+    }
+    assert!(issued >= 4, "the fixture has several issuable households");
+}
+
+use sha2::Digest;
+
+fn first_issuable(m: &bcl_fixtures::Municipality) -> &bcl_fixtures::Case {
+    m.cases.iter().find(|c| matches!(c.expect, Expect::Issue { .. })).expect("an issuable case")
+}
+
+#[tokio::test]
+async fn retried_request_returns_the_same_certificate_once_and_reuse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let municipality = fixture(10);
+    append_all(&server, &municipality.events).await;
+    configure(&server, CODE).await;
+    let case = first_issuable(&municipality);
+    let mut client = server.issuance().await;
+    let req = resident_record("retry-1", &case.card_serial, &case.subject_resident_ids);
+    let first = client.issue(req.clone()).await.unwrap().into_inner();
+    let (a, b) = tokio::join!(client.clone().issue(req.clone()), client.clone().issue(req.clone()));
+    for again in [a.unwrap().into_inner(), b.unwrap().into_inner()] {
+        assert!(again.replayed);
+        assert_eq!((&again.certificate_id, &again.pdf, again.log_position), (&first.certificate_id, &first.pdf, first.log_position));
+    }
+    // After a restart the retry is reproduced from the log: still the same bytes.
+    drop(client);
+    drop(server);
+    let server = Server::start(dir.path(), NOW);
+    let mut client = server.issuance().await;
+    let again = client.issue(req.clone()).await.unwrap().into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.pdf, first.pdf);
+    // Same id, other parameters.
+    let mut other = req.clone();
+    other.include_domicile = !other.include_domicile;
+    let err = client.issue(other).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+    // Charged once: exactly one issuance leaf for the request id in the log.
+    let mut audit = server.audit().await;
+    let mut stream = audit.read_log(bcl_proto::ReadLogRequest { from_position: 0, limit: 0, follow: false }).await.unwrap().into_inner();
+    let mut issuances = 0;
+    while let Some(entry) = stream.message().await.unwrap() {
+        let leaf = <bcl_proto::LogLeaf as prost::Message>::decode(entry.leaf.as_slice()).unwrap();
+        if let Some(bcl_proto::log_leaf::Kind::Issuance(r)) = leaf.kind {
+            assert_eq!(r.request.unwrap().request_id, "retry-1");
+            assert_eq!(r.content_sha256, first.content_sha256);
+            issuances += 1;
+        }
+    }
+    assert_eq!(issuances, 1);
+}
+
+#[tokio::test]
+async fn administrative_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let municipality = fixture(10);
+    append_all(&server, &municipality.events).await;
+    let case = first_issuable(&municipality);
+    let mut client = server.issuance().await;
+    let req = |id: &str| resident_record(id, &case.card_serial, &case.subject_resident_ids);
+
+    // Not configured yet: fail closed.
+    let err = client.issue(req("a1")).await.unwrap_err();
+    assert_eq!(reason(&err), "TYPE_DISABLED");
+    configure(&server, CODE).await;
+    client.issue(req("a2")).await.expect("issued once configured");
+
+    // Personal number not allowed by this municipality's settings.
+    let mut admin = server.admin().await;
+    admin
+        .update_settings(bcl_proto::MunicipalitySettings {
+            municipality_code: CODE.into(),
+            personal_number_allowed: Some(false),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut with_number = req("a3");
+    with_number.include_personal_number = true;
+    assert_eq!(reason(&client.issue(with_number).await.unwrap_err()), "TYPE_DISABLED");
+
+    // 発行禁止: at once.
+    admin
+        .set_issuance_block(SetIssuanceBlockRequest { municipality_code: CODE.into(), resident_id: case.requester_resident_id.clone(), blocked: true })
+        .await
+        .unwrap();
+    assert_eq!(reason(&client.issue(req("a4")).await.unwrap_err()), "ISSUANCE_BLOCKED");
+    admin
+        .set_issuance_block(SetIssuanceBlockRequest { municipality_code: CODE.into(), resident_id: case.requester_resident_id.clone(), blocked: false })
+        .await
+        .unwrap();
+
+    // Maintenance.
+    admin.set_maintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: true, reason: "定期保守".into() }).await.unwrap();
+    let err = client.issue(req("a5")).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (tonic::Code::Unavailable, "MUNICIPALITY_SUSPENDED"));
+    admin.set_maintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: false, reason: String::new() }).await.unwrap();
+    client.issue(req("a6")).await.expect("issued after maintenance");
+
+    // Malformed request.
+    let mut bad = req("");
+    bad.request_id.clear();
+    let err = client.issue(bad).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (tonic::Code::InvalidArgument, "INVALID_REQUEST"));
+}
+
+#[tokio::test]
+async fn outside_service_hours_and_year_end_are_refused() {
+    let municipality = fixture(5);
+    let case = first_issuable(&municipality).clone();
+    for now in ["2026-04-01T06:00:00+09:00", "2026-04-01T23:30:00+09:00", "2026-12-30T10:00:00+09:00", "2027-01-03T12:00:00+09:00"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), now);
+        append_all(&server, &municipality.events).await;
+        configure(&server, CODE).await;
+        let err = server.issuance().await.issue(resident_record("h", &case.card_serial, &case.subject_resident_ids)).await.unwrap_err();
+        assert_eq!(reason(&err), "OUT_OF_HOURS", "at {now}");
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what bcl needs beyond the Rust toolchain, from Debian's packages:
+#   - fonts-ipamj-mincho, fonts-ipaexfont-gothic: the fonts certificates are rendered with (IPA Font
+#     License, see fixtures/fonts/). IPAmj明朝 covers the characters of Japanese resident registries,
+#     including ideographic variation sequences.
+#   - qpdf, poppler-utils: the real PDF tools the tests check certificates with (qpdf --check, pdftotext,
+#     pdftoppm, pdfimages).
+# Safe to run repeatedly; does nothing when everything is already there.
+set -euo pipefail
+
+packages=(fonts-ipamj-mincho fonts-ipaexfont-gothic qpdf poppler-utils)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
