@@ -259,9 +259,8 @@ fn write_font(
     let cmap = cmap.finish();
     chunk.stream(cmap_id, cmap.as_slice());
 
-    let mut file = chunk.stream(file_id, &subset.deflated);
-    file.filter(Filter::FlateDecode);
-    file.pair(Name(b"Length1"), subset.length1 as i32);
+    let mut file = chunk.stream(file_id, &subset.data);
+    file.pair(Name(b"Length1"), subset.data.len() as i32);
     file.finish();
 }
 

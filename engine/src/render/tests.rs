@@ -248,6 +248,11 @@ fn raster_has_page_dimensions_and_ink_where_text_is() {
     let raster = r.rasterize(page, BACK_IMAGE_DPI);
     assert_eq!((raster.width, raster.height), (827, 1169));
     assert_eq!(raster.pixels.len(), 827 * 1169);
+    if let Ok(dir) = std::env::var("BCL_RENDER_DUMP") {
+        let mut pgm = format!("P5 {} {} 255\n", raster.width, raster.height).into_bytes();
+        pgm.extend_from_slice(&raster.pixels);
+        std::fs::write(format!("{dir}/rr-front-100dpi.pgm"), pgm).unwrap();
+    }
     // Every text run leaves dark pixels inside its box; the margin above the header stays white.
     let s = BACK_IMAGE_DPI / 72.0;
     for item in &page.items {
@@ -316,6 +321,58 @@ fn timing() {
         r.rasterize(&l.pages[0], BACK_IMAGE_DPI);
     }
     let raster = t.elapsed() / 20;
+    // The back image: the 100 dpi front quantised to 16 levels stands in for the scrambled
+    // picture (block scrambling keeps local statistics, so it compresses similarly).
+    let front = r.rasterize(&lists[0].pages[0], BACK_IMAGE_DPI);
+    let row = (front.width as usize * 4).div_ceil(8);
+    let mut packed = vec![0u8; row * front.height as usize];
+    for y in 0..front.height as usize {
+        for x in 0..front.width as usize {
+            let v = front.pixels[y * front.width as usize + x] >> 4;
+            packed[y * row + x / 2] |= if x % 2 == 0 { v << 4 } else { v };
+        }
+    }
+    let palette = (0..16u8).map(|i| [i * 17, i * 17, i * 17]).collect();
+    let back = BackPage { width: front.width, height: front.height, palette, bits_per_index: 4, packed_indices: packed.clone() };
+    let t = Instant::now();
+    let mut with_back = 0;
+    for _ in 0..20 {
+        with_back = r.write_pdf(&lists[0], std::slice::from_ref(&back), &meta()).unwrap().len();
+    }
+    let pdf_back = t.elapsed() / 20;
+    let t = Instant::now();
+    let deflated = miniz_oxide::deflate::compress_to_vec_zlib(&packed, 1);
+    let deflate = t.elapsed();
+    // Split of a fresh mincho subset: subsetter vs zlib.
+    let mut glyphs: Vec<u16> = lists[1].pages[0]
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Text(run) if run.font == FontRole::Mincho => Some(run.glyphs.iter().map(|g| g.id)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    glyphs.sort();
+    glyphs.dedup();
+    let remapper = subsetter::GlyphRemapper::new_from_glyphs_sorted(&glyphs);
+    let t = Instant::now();
+    let sub = subsetter::subset(r.fonts().font(FontRole::Mincho).data(), 0, &remapper).unwrap();
+    let subset_time = t.elapsed();
+    let t = Instant::now();
+    let z = miniz_oxide::deflate::compress_to_vec_zlib(&sub, 1);
+    eprintln!(
+        "mincho subset of {} glyphs: subsetter {subset_time:?} -> {} bytes, zlib level 1 {:?} -> {} bytes",
+        glyphs.len(),
+        sub.len(),
+        t.elapsed(),
+        z.len()
+    );
+    eprintln!(
+        "back image {} bytes raw, {} deflated (level 1) in {deflate:?}; pdf with back (cached subsets) {pdf_back:?}, {with_back} bytes",
+        packed.len(),
+        deflated.len()
+    );
     eprintln!(
         "layout {layout:?}/cert, pdf (fresh subsets) {pdf:?}/cert avg {} bytes, pdf (cached subsets) {pdf_cached:?}, raster@100dpi {raster:?}",
         bytes / n
