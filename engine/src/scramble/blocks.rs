@@ -70,7 +70,12 @@ impl BlockPlan {
         let mut s = key.stream("blocks/transforms");
         // Orientation and shift are both powers of two, so masking a word is uniform.
         let xform = (0..n).map(|_| (s.next_u32() & 0x1f) as u8).collect();
-        BlockPlan { blocks_x, blocks_y, source_of, xform }
+        BlockPlan {
+            blocks_x,
+            blocks_y,
+            source_of,
+            xform,
+        }
     }
 
     fn orientation(&self, d: usize) -> usize {
@@ -109,8 +114,8 @@ pub(crate) fn scramble_into(
     out: &mut PackedTarget<'_>,
 ) {
     let mut src = [0u8; BLOCK_PIXELS];
-    for dr in 0..plan.blocks_y {
-        let lut_base = band_set[dr] as usize * LEVELS as usize;
+    for (dr, &set) in band_set.iter().enumerate().take(plan.blocks_y) {
+        let lut_base = set as usize * LEVELS as usize;
         for dc in 0..plan.blocks_x {
             let d = dr * plan.blocks_x + dc;
             let s = plan.source_of[d] as usize;
@@ -133,7 +138,14 @@ pub(crate) fn scramble_into(
 
 /// Copies one front block, mapped through `lut`, into `block`; pixels beyond the front are `pad`.
 #[inline]
-fn gather_block(front: &FrontView<'_>, x0: usize, y0: usize, lut: &[u8; 256], pad: u8, block: &mut [u8; BLOCK_PIXELS]) {
+fn gather_block(
+    front: &FrontView<'_>,
+    x0: usize,
+    y0: usize,
+    lut: &[u8; 256],
+    pad: u8,
+    block: &mut [u8; BLOCK_PIXELS],
+) {
     if x0 + BLOCK <= front.width && y0 + BLOCK <= front.height {
         for y in 0..BLOCK {
             let row = &front.gray[(y0 + y) * front.width + x0..][..BLOCK];
@@ -207,23 +219,37 @@ mod tests {
                 assert_ne!(map, other);
             }
         }
-        assert!(TRANSFORMS[0].iter().enumerate().all(|(i, &v)| i == v as usize), "0 is the identity");
+        assert!(
+            TRANSFORMS[0]
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| i == v as usize),
+            "0 is the identity"
+        );
     }
 
     #[test]
     fn orientations_move_a_corner_pixel_to_every_corner() {
         let corners: std::collections::HashSet<usize> = TRANSFORMS
             .iter()
-            .map(|m| m.iter().position(|&s| s == 0).expect("pixel 0 lands somewhere"))
+            .map(|m| {
+                m.iter()
+                    .position(|&s| s == 0)
+                    .expect("pixel 0 lands somewhere")
+            })
             .collect();
         let l = BLOCK - 1;
-        assert_eq!(corners, [0, l, l * BLOCK, l * BLOCK + l].into_iter().collect());
+        assert_eq!(
+            corners,
+            [0, l, l * BLOCK, l * BLOCK + l].into_iter().collect()
+        );
     }
 
     #[test]
     fn plan_uses_every_orientation_and_shift() {
         let plan = BlockPlan::new(&ScrambleKey::from_bytes([4; 32]), 20, 20);
-        let orientations: std::collections::HashSet<_> = (0..400).map(|d| plan.orientation(d)).collect();
+        let orientations: std::collections::HashSet<_> =
+            (0..400).map(|d| plan.orientation(d)).collect();
         let shifts: std::collections::HashSet<_> = (0..400).map(|d| plan.shift(d)).collect();
         assert_eq!(orientations.len(), ORIENTATIONS);
         assert_eq!(shifts.len(), LEVELS as usize);

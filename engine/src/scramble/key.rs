@@ -85,7 +85,12 @@ impl KeyStream {
         let mut h = Sha256::new();
         h.update(key.0);
         h.update(label.as_bytes());
-        KeyStream { seed: h.finalize().into(), counter: 0, block: [0; 32], used: 32 }
+        KeyStream {
+            seed: h.finalize().into(),
+            counter: 0,
+            block: [0; 32],
+            used: 32,
+        }
     }
 
     fn refill(&mut self) {
@@ -101,7 +106,11 @@ impl KeyStream {
         if self.used + 4 > self.block.len() {
             self.refill();
         }
-        let word = u32::from_le_bytes(self.block[self.used..self.used + 4].try_into().expect("4 bytes"));
+        let word = u32::from_le_bytes(
+            self.block[self.used..self.used + 4]
+                .try_into()
+                .expect("4 bytes"),
+        );
         self.used += 4;
         word
     }
@@ -162,9 +171,24 @@ mod tests {
     #[test]
     fn streams_are_deterministic_and_label_separated() {
         let k = ScrambleKey::from_bytes([7; 32]);
-        let a: Vec<u32> = (0..20).map({ let mut s = k.stream("x"); move |_| s.next_u32() }).collect();
-        let b: Vec<u32> = (0..20).map({ let mut s = k.stream("x"); move |_| s.next_u32() }).collect();
-        let c: Vec<u32> = (0..20).map({ let mut s = k.stream("y"); move |_| s.next_u32() }).collect();
+        let a: Vec<u32> = (0..20)
+            .map({
+                let mut s = k.stream("x");
+                move |_| s.next_u32()
+            })
+            .collect();
+        let b: Vec<u32> = (0..20)
+            .map({
+                let mut s = k.stream("x");
+                move |_| s.next_u32()
+            })
+            .collect();
+        let c: Vec<u32> = (0..20)
+            .map({
+                let mut s = k.stream("y");
+                move |_| s.next_u32()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -184,7 +208,11 @@ mod tests {
     fn permutation_is_a_bijection() {
         let mut s = ScrambleKey::from_bytes([2; 32]).stream("p");
         let mut p = s.permutation(1000);
-        let moved = p.iter().enumerate().filter(|(i, &v)| *i as u32 != v).count();
+        let moved = p
+            .iter()
+            .enumerate()
+            .filter(|(i, &v)| *i as u32 != v)
+            .count();
         assert!(moved > 900, "only {moved} of 1000 moved");
         p.sort_unstable();
         assert!(p.iter().enumerate().all(|(i, &v)| i as u32 == v));

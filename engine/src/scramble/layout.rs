@@ -87,7 +87,12 @@ impl BackLayout {
 
     fn for_blocks(blocks_x: u32, blocks_y: u32) -> BackLayout {
         let bs = BLOCK as u32;
-        let area = Rect { x: RING, y: RING, width: blocks_x * bs, height: blocks_y * bs };
+        let area = Rect {
+            x: RING,
+            y: RING,
+            width: blocks_x * bs,
+            height: blocks_y * bs,
+        };
         let width = area.width + 2 * RING;
         let framed_height = area.height + 2 * RING;
         let corner = |x: u32, y: u32| Rect {
@@ -103,7 +108,12 @@ impl BackLayout {
             scramble_area: area,
             blocks_x,
             blocks_y,
-            id_strip: Rect { x: 0, y: framed_height, width, height: ID_STRIP_HEIGHT },
+            id_strip: Rect {
+                x: 0,
+                y: framed_height,
+                width,
+                height: ID_STRIP_HEIGHT,
+            },
             finders: [
                 (corner(0, 0), FinderKind::Standard),
                 (corner(right, 0), FinderKind::Standard),
@@ -117,11 +127,14 @@ impl BackLayout {
     pub fn from_back_size(width: u32, height: u32) -> Result<BackLayout, DescrambleError> {
         let bs = BLOCK as u32;
         let frame_h = 2 * RING + ID_STRIP_HEIGHT;
-        let fits = |total: u32, frame: u32| total > frame && (total - frame) % bs == 0;
+        let fits = |total: u32, frame: u32| total > frame && (total - frame).is_multiple_of(bs);
         if !fits(width, 2 * RING) || !fits(height, frame_h) {
             return Err(DescrambleError::NotABackSize { width, height });
         }
-        Ok(BackLayout::for_blocks((width - 2 * RING) / bs, (height - frame_h) / bs))
+        Ok(BackLayout::for_blocks(
+            (width - 2 * RING) / bs,
+            (height - frame_h) / bs,
+        ))
     }
 
     /// Calls `paint(x, y)` for every dark pixel of the finder marks.
@@ -139,19 +152,27 @@ impl BackLayout {
 
     /// Checks that every finder mark is present: each module's centre pixel must read dark or
     /// light as the pattern says, for all but a few modules.
-    pub(crate) fn check_finders(&self, is_dark: impl Fn(u32, u32) -> bool) -> Result<(), DescrambleError> {
+    pub(crate) fn check_finders(
+        &self,
+        is_dark: impl Fn(u32, u32) -> bool,
+    ) -> Result<(), DescrambleError> {
         for (corner, (rect, kind)) in self.finders.iter().enumerate() {
             let mut matching = 0;
             for my in 0..FINDER_MODULES {
                 for mx in 0..FINDER_MODULES {
-                    let (x, y) = (rect.x + mx * FINDER_MODULE + FINDER_MODULE / 2, rect.y + my * FINDER_MODULE + FINDER_MODULE / 2);
+                    let (x, y) = (
+                        rect.x + mx * FINDER_MODULE + FINDER_MODULE / 2,
+                        rect.y + my * FINDER_MODULE + FINDER_MODULE / 2,
+                    );
                     if is_dark(x, y) == finder_module_dark(*kind, mx, my) {
                         matching += 1;
                     }
                 }
             }
             if matching < FINDER_MIN_MATCHING_MODULES {
-                return Err(DescrambleError::FinderMarkMissing { corner: CORNER_NAMES[corner] });
+                return Err(DescrambleError::FinderMarkMissing {
+                    corner: CORNER_NAMES[corner],
+                });
             }
         }
         Ok(())
@@ -178,8 +199,19 @@ mod tests {
     fn a4_front_layout() {
         let l = BackLayout::for_front(827, 1169);
         assert_eq!((l.blocks_x, l.blocks_y), (52, 74));
-        assert_eq!(l.scramble_area, Rect { x: RING, y: RING, width: 832, height: 1184 });
-        assert_eq!((l.width, l.height), (832 + 2 * RING, 1184 + 2 * RING + ID_STRIP_HEIGHT));
+        assert_eq!(
+            l.scramble_area,
+            Rect {
+                x: RING,
+                y: RING,
+                width: 832,
+                height: 1184
+            }
+        );
+        assert_eq!(
+            (l.width, l.height),
+            (832 + 2 * RING, 1184 + 2 * RING + ID_STRIP_HEIGHT)
+        );
         assert_eq!(l.id_strip.y + l.id_strip.height, l.height);
     }
 
@@ -194,8 +226,16 @@ mod tests {
     #[test]
     fn sizes_no_front_produces_are_refused() {
         let l = BackLayout::for_front(50, 50);
-        for (w, h) in [(l.width + 1, l.height), (l.width, l.height - 3), (2 * RING, l.height), (10, 10)] {
-            assert!(matches!(BackLayout::from_back_size(w, h), Err(DescrambleError::NotABackSize { .. })));
+        for (w, h) in [
+            (l.width + 1, l.height),
+            (l.width, l.height - 3),
+            (2 * RING, l.height),
+            (10, 10),
+        ] {
+            assert!(matches!(
+                BackLayout::from_back_size(w, h),
+                Err(DescrambleError::NotABackSize { .. })
+            ));
         }
     }
 
@@ -221,7 +261,11 @@ mod tests {
         let (br, _) = l.finders[3];
         let fake = |x: u32, y: u32| {
             if (br.x..br.x + br.width).contains(&x) && (br.y..br.y + br.height).contains(&y) {
-                finder_module_dark(FinderKind::Standard, (x - br.x) / FINDER_MODULE, (y - br.y) / FINDER_MODULE)
+                finder_module_dark(
+                    FinderKind::Standard,
+                    (x - br.x) / FINDER_MODULE,
+                    (y - br.y) / FINDER_MODULE,
+                )
             } else {
                 dark.contains(&(x, y))
             }

@@ -41,7 +41,12 @@ mod tests {
         for v in 0..=255u8 {
             let l = level_of(v) as usize;
             let d = |g: u8| (g as i32 - v as i32).abs();
-            assert!(LEVEL_GRAY.iter().all(|&g| d(LEVEL_GRAY[l]) < d(g) || g == LEVEL_GRAY[l]), "v={v}");
+            assert!(
+                LEVEL_GRAY
+                    .iter()
+                    .all(|&g| d(LEVEL_GRAY[l]) < d(g) || g == LEVEL_GRAY[l]),
+                "v={v}"
+            );
         }
     }
 

@@ -33,7 +33,9 @@ mod tests;
 
 pub use blocks::BLOCK;
 pub use key::ScrambleKey;
-pub use layout::{BackLayout, FinderKind, Rect, FINDER_MODULE, FINDER_MODULES, ID_STRIP_HEIGHT, RING};
+pub use layout::{
+    BackLayout, FinderKind, Rect, FINDER_MODULE, FINDER_MODULES, ID_STRIP_HEIGHT, RING,
+};
 pub use levels::{level_of, quantise_gray, LEVELS, LEVEL_GRAY};
 pub use png_io::{descramble_png, gray_to_png};
 
@@ -105,7 +107,11 @@ pub enum DescrambleError {
 /// ([`quantise_gray`]). This is exactly what [`descramble`] restores.
 pub fn quantise(width: u32, height: u32, gray: &[u8]) -> Result<GrayImage, ScrambleError> {
     check_front(width, height, gray)?;
-    Ok(GrayImage { width, height, pixels: gray.iter().map(|&v| quantise_gray(v)).collect() })
+    Ok(GrayImage {
+        width,
+        height,
+        pixels: gray.iter().map(|&v| quantise_gray(v)).collect(),
+    })
 }
 
 /// The layout of the back of a front of this size (for the renderer: where the id strip is).
@@ -115,7 +121,12 @@ pub fn back_layout(front_width: u32, front_height: u32) -> Result<BackLayout, Sc
 }
 
 /// Scrambles a grayscale front (`width × height`, row-major, 0 = black) into its colour back.
-pub fn scramble(width: u32, height: u32, gray: &[u8], key: &ScrambleKey) -> Result<BackImage, ScrambleError> {
+pub fn scramble(
+    width: u32,
+    height: u32,
+    gray: &[u8],
+    key: &ScrambleKey,
+) -> Result<BackImage, ScrambleError> {
     check_front(width, height, gray)?;
     let layout = BackLayout::for_front(width, height);
     let (bx, by) = (layout.blocks_x as usize, layout.blocks_y as usize);
@@ -138,7 +149,11 @@ pub fn scramble(width: u32, height: u32, gray: &[u8], key: &ScrambleKey) -> Resu
     let row_stride = packed_row_bytes(layout.width, BITS_PER_INDEX);
     let mut packed = vec![(WHITE << 4) | WHITE; row_stride * layout.height as usize];
     layout.for_each_dark_mark_pixel(|x, y| set_nibble(&mut packed, row_stride, x, y, BLACK));
-    let front = FrontView { width: width as usize, height: height as usize, gray };
+    let front = FrontView {
+        width: width as usize,
+        height: height as usize,
+        gray,
+    };
     let mut target = PackedTarget {
         bytes: &mut packed,
         row_stride,
@@ -169,13 +184,19 @@ pub fn descramble(back: &BackImage, key: &ScrambleKey) -> Result<GrayImage, Desc
     let palette = KeyedPalette::new(key, layout.blocks_y as usize);
     // class_of[set][palette index]: classification of each back colour, once per set.
     let class_of: Vec<Vec<u8>> = (0..PALETTE_SETS)
-        .map(|set| back.palette.iter().map(|&c| palette.classify(set, c)).collect())
+        .map(|set| {
+            back.palette
+                .iter()
+                .map(|&c| palette.classify(set, c))
+                .collect()
+        })
         .collect();
     let area = layout.scramble_area;
     let mut shown = Vec::with_capacity((area.width * area.height) as usize);
     for y in 0..area.height {
         let table = &class_of[palette.band_set[(y as usize) / BLOCK] as usize];
-        shown.extend((0..area.width).map(|x| table[back.index_at(area.x + x, area.y + y) as usize]));
+        shown
+            .extend((0..area.width).map(|x| table[back.index_at(area.x + x, area.y + y) as usize]));
     }
     finish(&layout, key, &shown)
 }
@@ -193,7 +214,9 @@ pub fn descramble_pixels(
         return Err(DescrambleError::UnsupportedPng);
     }
     if pixels.len() != width as usize * height as usize * channels {
-        return Err(DescrambleError::InconsistentBack("pixel buffer length does not match the size"));
+        return Err(DescrambleError::InconsistentBack(
+            "pixel buffer length does not match the size",
+        ));
     }
     let rgb_at = |x: u32, y: u32| {
         let i = (y as usize * width as usize + x as usize) * channels;
@@ -228,10 +251,17 @@ pub fn descramble_pixels(
 
 /// Unshuffles the classified scrambled area and crops the padding, checking that it lies exactly
 /// where a front of the implied size puts it.
-fn finish(layout: &BackLayout, key: &ScrambleKey, shown: &[u8]) -> Result<GrayImage, DescrambleError> {
+fn finish(
+    layout: &BackLayout,
+    key: &ScrambleKey,
+    shown: &[u8],
+) -> Result<GrayImage, DescrambleError> {
     let plan = BlockPlan::new(key, layout.blocks_x as usize, layout.blocks_y as usize);
     let padded = blocks::unscramble(&plan, shown);
-    let (pw, ph) = (layout.scramble_area.width as usize, layout.scramble_area.height as usize);
+    let (pw, ph) = (
+        layout.scramble_area.width as usize,
+        layout.scramble_area.height as usize,
+    );
     // The front's last column and row carry levels, never padding; trailing padding on the first
     // row and column therefore measures the padding exactly.
     let pad_x = padded[..pw].iter().rev().take_while(|&&c| c == PAD).count();
@@ -257,7 +287,11 @@ fn finish(layout: &BackLayout, key: &ScrambleKey, shown: &[u8]) -> Result<GrayIm
             return Err(DescrambleError::PaddingMismatch);
         }
     }
-    Ok(GrayImage { width: w as u32, height: h as u32, pixels })
+    Ok(GrayImage {
+        width: w as u32,
+        height: h as u32,
+        pixels,
+    })
 }
 
 impl BackImage {
@@ -324,7 +358,11 @@ fn packed_row_bytes(width: u32, bits: u8) -> usize {
 
 fn set_nibble(packed: &mut [u8], stride: usize, x: u32, y: u32, index: u8) {
     let byte = &mut packed[y as usize * stride + x as usize / 2];
-    *byte = if x % 2 == 0 { (*byte & 0x0f) | (index << 4) } else { (*byte & 0xf0) | index };
+    *byte = if x.is_multiple_of(2) {
+        (*byte & 0x0f) | (index << 4)
+    } else {
+        (*byte & 0xf0) | index
+    };
 }
 
 /// Dark for the finder-mark check: ITU-R BT.601 luma below mid-gray.

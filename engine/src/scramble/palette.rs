@@ -61,8 +61,14 @@ impl KeyedPalette {
         colours[WHITE as usize] = [255, 255, 255];
         colours[BLACK as usize] = [0, 0, 0];
         let mut bands_stream = key.stream("palette/bands");
-        let band_set = (0..bands).map(|_| bands_stream.below(PALETTE_SETS as u32) as u8).collect();
-        KeyedPalette { colours, index_of, band_set }
+        let band_set = (0..bands)
+            .map(|_| bands_stream.below(PALETTE_SETS as u32) as u8)
+            .collect();
+        KeyedPalette {
+            colours,
+            index_of,
+            band_set,
+        }
     }
 
     /// The class (level `0..4`, or [`PAD`] for white) of an observed colour in a band that uses
@@ -86,7 +92,10 @@ impl KeyedPalette {
 }
 
 fn distance2(a: [u8; 3], b: [u8; 3]) -> u32 {
-    a.iter().zip(b).map(|(&x, y)| (x as i32 - y as i32).pow(2) as u32).sum()
+    a.iter()
+        .zip(b)
+        .map(|(&x, y)| (x as i32 - y as i32).pow(2) as u32)
+        .sum()
 }
 
 /// Integer HSV to RGB; `hue` in `0..1536` (six sectors of 256), saturation and value in `0..=255`.
@@ -119,12 +128,24 @@ mod tests {
         for seed in 0..64u8 {
             let p = KeyedPalette::new(&ScrambleKey::from_bytes([seed; 32]), 10);
             for set in 0..PALETTE_SETS {
-                let cs: Vec<[u8; 3]> = p.index_of[set].iter().map(|&i| p.colours[i as usize]).collect();
+                let cs: Vec<[u8; 3]> = p.index_of[set]
+                    .iter()
+                    .map(|&i| p.colours[i as usize])
+                    .collect();
                 for (i, a) in cs.iter().enumerate() {
-                    assert!(distance2(*a, [255; 3]) >= MIN_SEPARATION2, "seed {seed}: {a:?} near white");
-                    assert!(distance2(*a, [0; 3]) >= MIN_SEPARATION2, "seed {seed}: {a:?} near black");
+                    assert!(
+                        distance2(*a, [255; 3]) >= MIN_SEPARATION2,
+                        "seed {seed}: {a:?} near white"
+                    );
+                    assert!(
+                        distance2(*a, [0; 3]) >= MIN_SEPARATION2,
+                        "seed {seed}: {a:?} near black"
+                    );
                     for b in &cs[i + 1..] {
-                        assert!(distance2(*a, *b) >= MIN_SEPARATION2, "seed {seed}: {a:?} near {b:?}");
+                        assert!(
+                            distance2(*a, *b) >= MIN_SEPARATION2,
+                            "seed {seed}: {a:?} near {b:?}"
+                        );
                     }
                 }
             }
@@ -150,7 +171,11 @@ mod tests {
                 let c = p.colours[p.index_of[set][level as usize] as usize];
                 assert_eq!(p.classify(set, c), level);
                 // A slightly off colour, as a re-encoding may produce, still classifies.
-                let off = [c[0].saturating_add(6), c[1].saturating_sub(5), c[2].saturating_add(4)];
+                let off = [
+                    c[0].saturating_add(6),
+                    c[1].saturating_sub(5),
+                    c[2].saturating_add(4),
+                ];
                 assert_eq!(p.classify(set, off), level);
             }
             assert_eq!(p.classify(set, [255; 3]), PAD);

@@ -8,7 +8,10 @@ use std::io::Cursor;
 
 use png::{BitDepth, ColorType, Compression, Decoder, Encoder, Transformations};
 
-use super::{descramble, descramble_pixels, BackImage, DescrambleError, GrayImage, ScrambleError, ScrambleKey};
+use super::{
+    descramble, descramble_pixels, BackImage, DescrambleError, GrayImage, ScrambleError,
+    ScrambleKey,
+};
 
 impl BackImage {
     /// Encodes the back as an indexed PNG with the same bit depth and palette.
@@ -29,7 +32,9 @@ impl BackImage {
         enc.set_compression(Compression::Fast);
         // PNG and PDF pack indexed rows identically (MSB first, rows padded to a byte).
         let mut writer = enc.write_header().map_err(|_| ScrambleError::PngEncode)?;
-        writer.write_image_data(&self.packed_indices).map_err(|_| ScrambleError::PngEncode)?;
+        writer
+            .write_image_data(&self.packed_indices)
+            .map_err(|_| ScrambleError::PngEncode)?;
         writer.finish().map_err(|_| ScrambleError::PngEncode)?;
         Ok(out)
     }
@@ -40,12 +45,21 @@ impl BackImage {
     pub fn from_png(png_bytes: &[u8]) -> Result<BackImage, DescrambleError> {
         match decode(png_bytes)? {
             Decoded::Indexed(back) => Ok(back),
-            Decoded::Pixels { width, height, channels, pixels } => {
+            Decoded::Pixels {
+                width,
+                height,
+                channels,
+                pixels,
+            } => {
                 let mut palette: Vec<[u8; 3]> = Vec::new();
                 let mut indices = Vec::with_capacity(width as usize * height as usize);
                 let mut last: Option<([u8; 3], u8)> = None;
                 for px in pixels.chunks_exact(channels) {
-                    let c = if channels < 3 { [px[0]; 3] } else { [px[0], px[1], px[2]] };
+                    let c = if channels < 3 {
+                        [px[0]; 3]
+                    } else {
+                        [px[0], px[1], px[2]]
+                    };
                     let idx = match last {
                         Some((lc, i)) if lc == c => i,
                         _ => match palette.iter().position(|&p| p == c) {
@@ -60,7 +74,13 @@ impl BackImage {
                     last = Some((c, idx));
                     indices.push(idx);
                 }
-                Ok(BackImage { width, height, palette, bits_per_index: 8, packed_indices: indices })
+                Ok(BackImage {
+                    width,
+                    height,
+                    palette,
+                    bits_per_index: 8,
+                    packed_indices: indices,
+                })
             }
         }
     }
@@ -68,14 +88,24 @@ impl BackImage {
 
 /// Descrambles a back given as a PNG (indexed, or gray/RGB/RGBA as from `pdfimages -png`) and
 /// returns the restored, quantised front as `(width, height, gray pixels)`.
-pub fn descramble_png(png_bytes: &[u8], key: &ScrambleKey) -> Result<(u32, u32, Vec<u8>), DescrambleError> {
+pub fn descramble_png(
+    png_bytes: &[u8],
+    key: &ScrambleKey,
+) -> Result<(u32, u32, Vec<u8>), DescrambleError> {
     let front = match decode(png_bytes)? {
         Decoded::Indexed(back) => descramble(&back, key)?,
-        Decoded::Pixels { width, height, channels, pixels } => {
-            descramble_pixels(width, height, channels, &pixels, key)?
-        }
+        Decoded::Pixels {
+            width,
+            height,
+            channels,
+            pixels,
+        } => descramble_pixels(width, height, channels, &pixels, key)?,
     };
-    let GrayImage { width, height, pixels } = front;
+    let GrayImage {
+        width,
+        height,
+        pixels,
+    } = front;
     Ok((width, height, pixels))
 }
 
@@ -88,18 +118,27 @@ pub fn gray_to_png(width: u32, height: u32, gray: &[u8]) -> Result<Vec<u8>, Scra
     enc.set_depth(BitDepth::Eight);
     enc.set_compression(Compression::Fast);
     let mut writer = enc.write_header().map_err(|_| ScrambleError::PngEncode)?;
-    writer.write_image_data(gray).map_err(|_| ScrambleError::PngEncode)?;
+    writer
+        .write_image_data(gray)
+        .map_err(|_| ScrambleError::PngEncode)?;
     writer.finish().map_err(|_| ScrambleError::PngEncode)?;
     Ok(out)
 }
 
 enum Decoded {
     Indexed(BackImage),
-    Pixels { width: u32, height: u32, channels: usize, pixels: Vec<u8> },
+    Pixels {
+        width: u32,
+        height: u32,
+        channels: usize,
+        pixels: Vec<u8>,
+    },
 }
 
 fn decode(png_bytes: &[u8]) -> Result<Decoded, DescrambleError> {
-    let probe = Decoder::new(Cursor::new(png_bytes)).read_info().map_err(|_| DescrambleError::PngDecode)?;
+    let probe = Decoder::new(Cursor::new(png_bytes))
+        .read_info()
+        .map_err(|_| DescrambleError::PngDecode)?;
     let indexed = probe.info().color_type == ColorType::Indexed;
     drop(probe);
 
@@ -110,10 +149,16 @@ fn decode(png_bytes: &[u8]) -> Result<Decoded, DescrambleError> {
     } else {
         Transformations::EXPAND | Transformations::STRIP_16
     });
-    let mut reader = decoder.read_info().map_err(|_| DescrambleError::PngDecode)?;
-    let size = reader.output_buffer_size().ok_or(DescrambleError::PngDecode)?;
+    let mut reader = decoder
+        .read_info()
+        .map_err(|_| DescrambleError::PngDecode)?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or(DescrambleError::PngDecode)?;
     let mut buf = vec![0; size];
-    let frame = reader.next_frame(&mut buf).map_err(|_| DescrambleError::PngDecode)?;
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|_| DescrambleError::PngDecode)?;
     buf.truncate(frame.buffer_size());
 
     if indexed {
@@ -132,7 +177,13 @@ fn decode(png_bytes: &[u8]) -> Result<Decoded, DescrambleError> {
             BitDepth::Eight => 8,
             BitDepth::Sixteen => return Err(DescrambleError::UnsupportedPng),
         };
-        let back = BackImage { width: frame.width, height: frame.height, palette, bits_per_index, packed_indices: buf };
+        let back = BackImage {
+            width: frame.width,
+            height: frame.height,
+            palette,
+            bits_per_index,
+            packed_indices: buf,
+        };
         back.check().map_err(DescrambleError::InconsistentBack)?;
         return Ok(Decoded::Indexed(back));
     }
@@ -146,5 +197,10 @@ fn decode(png_bytes: &[u8]) -> Result<Decoded, DescrambleError> {
         ColorType::Rgba => 4,
         ColorType::Indexed => return Err(DescrambleError::UnsupportedPng),
     };
-    Ok(Decoded::Pixels { width: frame.width, height: frame.height, channels, pixels: buf })
+    Ok(Decoded::Pixels {
+        width: frame.width,
+        height: frame.height,
+        channels,
+        pixels: buf,
+    })
 }

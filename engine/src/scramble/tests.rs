@@ -40,7 +40,7 @@ fn text_like(width: u32, height: u32) -> Vec<u8> {
             glyph += 1;
             for gy in 0..10 {
                 for gx in 0..8 {
-                    let stroke = (gx + gy * 3 + glyph) % 5 == 0 || gy == glyph % 10;
+                    let stroke = (gx + gy * 3 + glyph).is_multiple_of(5) || gy == glyph % 10;
                     if stroke {
                         put(x + gx, y + gy, 0);
                         put(x + gx + 1, y + gy, 120); // anti-aliased edge
@@ -65,15 +65,33 @@ fn text_like(width: u32, height: u32) -> Vec<u8> {
 fn round_trip(width: u32, height: u32, gray: &[u8], k: &ScrambleKey) {
     let back = scramble(width, height, gray, k).unwrap();
     let restored = descramble(&back, k).unwrap();
-    assert_eq!(restored, quantise(width, height, gray).unwrap(), "size {width}x{height}");
+    assert_eq!(
+        restored,
+        quantise(width, height, gray).unwrap(),
+        "size {width}x{height}"
+    );
 }
 
 #[test]
 fn round_trip_is_exact_for_text_and_noise_of_many_sizes() {
-    let sizes = [(1, 1), (16, 16), (15, 17), (17, 33), (100, 37), (64, 200), (333, 31), (827, 1169)];
+    let sizes = [
+        (1, 1),
+        (16, 16),
+        (15, 17),
+        (17, 33),
+        (100, 37),
+        (64, 200),
+        (333, 31),
+        (827, 1169),
+    ];
     for (i, &(w, h)) in sizes.iter().enumerate() {
         round_trip(w, h, &text_like(w, h), &key(&format!("text-{i}")));
-        round_trip(w, h, &noise(w, h, i as u64 + 1), &key(&format!("noise-{i}")));
+        round_trip(
+            w,
+            h,
+            &noise(w, h, i as u64 + 1),
+            &key(&format!("noise-{i}")),
+        );
     }
 }
 
@@ -115,7 +133,10 @@ fn a_different_key_does_not_restore_the_front() {
         // Blank (all-white) blocks of a text front can land on blank blocks by chance; everything
         // else must be garbled.
         let (differ, total) = differing_blocks(w as usize, &wrong.pixels, &expected.pixels);
-        assert!(differ * 10 >= total * 8, "only {differ} of {total} blocks differ");
+        assert!(
+            differ * 10 >= total * 8,
+            "only {differ} of {total} blocks differ"
+        );
     }
 }
 
@@ -123,7 +144,10 @@ fn a_different_key_does_not_restore_the_front() {
 fn a_different_key_is_rejected_when_the_front_has_padding() {
     let (w, h) = (301, 203);
     let back = scramble(w, h, &text_like(w, h), &key("right")).unwrap();
-    assert_eq!(descramble(&back, &key("wrong")), Err(DescrambleError::PaddingMismatch));
+    assert_eq!(
+        descramble(&back, &key("wrong")),
+        Err(DescrambleError::PaddingMismatch)
+    );
 }
 
 #[test]
@@ -144,12 +168,25 @@ fn the_back_is_not_a_copy_of_the_front() {
             in_place.push(LEVEL_GRAY[palette.classify(set, c) as usize]);
         }
     }
-    let same = in_place.iter().zip(&front.pixels).filter(|(a, b)| a == b).count();
-    assert!(same * 2 < front.pixels.len(), "{same} of {} pixels equal in place", front.pixels.len());
+    let same = in_place
+        .iter()
+        .zip(&front.pixels)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        same * 2 < front.pixels.len(),
+        "{same} of {} pixels equal in place",
+        front.pixels.len()
+    );
     let (differ, total) = differing_blocks(w as usize, &in_place, &front.pixels);
-    assert!(differ * 10 >= total * 8, "only {differ} of {total} blocks differ in place");
+    assert!(
+        differ * 10 >= total * 8,
+        "only {differ} of {total} blocks differ in place"
+    );
     // And it is colour: every data pixel is a saturated palette colour, none gray.
-    assert!(back.palette[..WHITE as usize].iter().all(|c| c.iter().max().unwrap() - c.iter().min().unwrap() > 100));
+    assert!(back.palette[..WHITE as usize]
+        .iter()
+        .all(|c| c.iter().max().unwrap() - c.iter().min().unwrap() > 100));
 }
 
 #[test]
@@ -166,7 +203,11 @@ fn frame_and_id_strip_are_white_except_for_the_marks() {
         for x in 0..back.width {
             let inside = (a.x..a.x + a.width).contains(&x) && (a.y..a.y + a.height).contains(&y);
             if !inside {
-                let want = if marks.contains(&(x, y)) { BLACK } else { WHITE };
+                let want = if marks.contains(&(x, y)) {
+                    BLACK
+                } else {
+                    WHITE
+                };
                 assert_eq!(back.index_at(x, y), want, "({x}, {y})");
             }
         }
@@ -185,7 +226,10 @@ fn png_round_trips_are_exact_for_indexed_rgb_rgba_and_gray_pngs() {
 
     let indexed = back.to_png().unwrap();
     assert_eq!(BackImage::from_png(&indexed).unwrap(), back);
-    assert_eq!(descramble_png(&indexed, &k).unwrap(), (w, h, expected.pixels.clone()));
+    assert_eq!(
+        descramble_png(&indexed, &k).unwrap(),
+        (w, h, expected.pixels.clone())
+    );
 
     // What `pdfimages -png` writes for an Indexed image: plain RGB.
     let rgb: Vec<u8> = (0..back.height)
@@ -193,20 +237,34 @@ fn png_round_trips_are_exact_for_indexed_rgb_rgba_and_gray_pngs() {
         .flat_map(|(x, y)| back.palette[back.index_at(x, y) as usize])
         .collect();
     let rgb_png = encode_png(back.width, back.height, png::ColorType::Rgb, &rgb);
-    assert_eq!(descramble_png(&rgb_png, &k).unwrap(), (w, h, expected.pixels.clone()));
+    assert_eq!(
+        descramble_png(&rgb_png, &k).unwrap(),
+        (w, h, expected.pixels.clone())
+    );
     let via_from_png = BackImage::from_png(&rgb_png).unwrap();
     assert_eq!(descramble(&via_from_png, &k).unwrap(), expected);
 
-    let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|c| [c[0], c[1], c[2], 255]).collect();
+    let rgba: Vec<u8> = rgb
+        .chunks_exact(3)
+        .flat_map(|c| [c[0], c[1], c[2], 255])
+        .collect();
     let rgba_png = encode_png(back.width, back.height, png::ColorType::Rgba, &rgba);
-    assert_eq!(descramble_png(&rgba_png, &k).unwrap(), (w, h, expected.pixels.clone()));
+    assert_eq!(
+        descramble_png(&rgba_png, &k).unwrap(),
+        (w, h, expected.pixels.clone())
+    );
 
     // The restored front encodes as a gray PNG that decodes to the same pixels.
     let gray_png = gray_to_png(w, h, &expected.pixels).unwrap();
-    let mut reader = png::Decoder::new(std::io::Cursor::new(&gray_png)).read_info().unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&gray_png))
+        .read_info()
+        .unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height, info.color_type), (w, h, png::ColorType::Grayscale));
+    assert_eq!(
+        (info.width, info.height, info.color_type),
+        (w, h, png::ColorType::Grayscale)
+    );
     assert_eq!(&buf[..info.buffer_size()], &expected.pixels[..]);
 }
 
@@ -219,9 +277,16 @@ fn slightly_shifted_colours_still_descramble_exactly() {
     let back = scramble(w, h, &front, &k).unwrap();
     let mut nudged = back.clone();
     for c in &mut nudged.palette {
-        *c = [c[0].saturating_sub(7), c[1].saturating_add(5), c[2].saturating_sub(3)];
+        *c = [
+            c[0].saturating_sub(7),
+            c[1].saturating_add(5),
+            c[2].saturating_sub(3),
+        ];
     }
-    assert_eq!(descramble(&nudged, &k).unwrap(), quantise(w, h, &front).unwrap());
+    assert_eq!(
+        descramble(&nudged, &k).unwrap(),
+        quantise(w, h, &front).unwrap()
+    );
 }
 
 fn encode_png(width: u32, height: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
@@ -241,16 +306,33 @@ fn images_that_are_not_backs_are_refused() {
     // Right size for a back, but no finder marks (e.g. a blank page).
     let layout = back_layout(64, 64).unwrap();
     let blank = vec![255u8; (layout.width * layout.height) as usize];
-    let png = encode_png(layout.width, layout.height, png::ColorType::Grayscale, &blank);
-    assert_eq!(descramble_png(&png, &k), Err(DescrambleError::FinderMarkMissing { corner: "top-left" }));
+    let png = encode_png(
+        layout.width,
+        layout.height,
+        png::ColorType::Grayscale,
+        &blank,
+    );
+    assert_eq!(
+        descramble_png(&png, &k),
+        Err(DescrambleError::FinderMarkMissing { corner: "top-left" })
+    );
     // A size no front produces.
     let png = encode_png(100, 100, png::ColorType::Grayscale, &vec![0; 100 * 100]);
-    assert!(matches!(descramble_png(&png, &k), Err(DescrambleError::NotABackSize { .. })));
-    assert_eq!(descramble_png(b"not a png", &k), Err(DescrambleError::PngDecode));
+    assert!(matches!(
+        descramble_png(&png, &k),
+        Err(DescrambleError::NotABackSize { .. })
+    ));
+    assert_eq!(
+        descramble_png(b"not a png", &k),
+        Err(DescrambleError::PngDecode)
+    );
     // A back whose buffer was truncated.
     let mut back = scramble(40, 40, &noise(40, 40, 8), &k).unwrap();
     back.packed_indices.pop();
-    assert!(matches!(descramble(&back, &k), Err(DescrambleError::InconsistentBack(_))));
+    assert!(matches!(
+        descramble(&back, &k),
+        Err(DescrambleError::InconsistentBack(_))
+    ));
     assert!(back.to_png().is_err());
 }
 
@@ -258,8 +340,14 @@ fn images_that_are_not_backs_are_refused() {
 fn bad_fronts_are_refused() {
     let k = key("bad");
     assert_eq!(scramble(0, 10, &[], &k), Err(ScrambleError::BadDimensions));
-    assert_eq!(scramble(MAX_FRONT_SIDE + 1, 1, &[], &k), Err(ScrambleError::BadDimensions));
-    assert_eq!(scramble(4, 4, &[0; 15], &k), Err(ScrambleError::PixelCountMismatch));
+    assert_eq!(
+        scramble(MAX_FRONT_SIDE + 1, 1, &[], &k),
+        Err(ScrambleError::BadDimensions)
+    );
+    assert_eq!(
+        scramble(4, 4, &[0; 15], &k),
+        Err(ScrambleError::PixelCountMismatch)
+    );
 }
 
 proptest! {
@@ -300,18 +388,31 @@ fn timing_a4_at_100_dpi() {
         best = best.min(ms);
         total += ms;
     }
-    println!("scramble+pack A4 {w}x{h}: best {best:.3} ms, mean {:.3} ms over {runs} runs", total / runs as f64);
+    println!(
+        "scramble+pack A4 {w}x{h}: best {best:.3} ms, mean {:.3} ms over {runs} runs",
+        total / runs as f64
+    );
 
     let back = scramble(w, h, &front, &k).unwrap();
     let t = Instant::now();
     let png = back.to_png().unwrap();
-    println!("indexed 4-bit PNG encode: {:.3} ms, {} bytes", t.elapsed().as_secs_f64() * 1e3, png.len());
+    println!(
+        "indexed 4-bit PNG encode: {:.3} ms, {} bytes",
+        t.elapsed().as_secs_f64() * 1e3,
+        png.len()
+    );
     let t = Instant::now();
     descramble(&back, &k).unwrap();
-    println!("descramble (indexed): {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "descramble (indexed): {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let t = Instant::now();
     descramble_png(&png, &k).unwrap();
-    println!("descramble_png (indexed): {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "descramble_png (indexed): {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 /// The verifier's real path: the back embedded in a PDF as a 4-bit Indexed image (as the renderer
@@ -326,11 +427,19 @@ fn pdfimages_extraction_descrambles_exactly() {
     let back = scramble(w, h, &front, &k).unwrap();
 
     let mut pdf = Pdf::new();
-    let (catalog, pages, page, image, content) = (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4), Ref::new(5));
+    let (catalog, pages, page, image, content) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
     pdf.catalog(catalog).pages(pages);
     pdf.pages(pages).kids([page]).count(1);
     let mut p = pdf.page(page);
-    p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0)).parent(pages).contents(content);
+    p.media_box(Rect::new(0.0, 0.0, 595.0, 842.0))
+        .parent(pages)
+        .contents(content);
     p.resources().x_objects().pair(Name(b"Back"), image);
     p.finish();
     let data = miniz_oxide::deflate::compress_to_vec_zlib(&back.packed_indices, 1);
@@ -338,11 +447,13 @@ fn pdfimages_extraction_descrambles_exactly() {
     let mut x = pdf.image_xobject(image, &data);
     x.filter(Filter::FlateDecode);
     x.width(back.width as i32).height(back.height as i32);
-    x.color_space().indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
+    x.color_space()
+        .indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
     x.bits_per_component(back.bits_per_index as i32);
     x.finish();
     let mut c = Content::new();
-    c.transform([595.0, 0.0, 0.0, 842.0, 0.0, 0.0]).x_object(Name(b"Back"));
+    c.transform([595.0, 0.0, 0.0, 842.0, 0.0, 0.0])
+        .x_object(Name(b"Back"));
     pdf.stream(content, &c.finish());
 
     let dir = tempfile::tempdir().unwrap();
