@@ -4,14 +4,16 @@
 //! from the PDF) of the back and shows it next to the front, so that a recipient can see whether
 //! the front was altered. The pipeline:
 //!
-//! 1. **Quantise** the grayscale front to 4 levels ([`levels`]: exact, public rule).
+//! 1. **Quantise** the grayscale front to 4 levels: gray `v` becomes level `(v + 42) / 85`, the
+//!    nearest of the grays 0, 85, 170, 255, and a quantised or restored front shows level `l` as
+//!    gray `85 * l` ([`level_of`], [`quantise_gray`], [`quantise`]; why 4 levels: `levels.rs`).
 //! 2. **Pad** it with padding pixels to whole 16×16 blocks (right and bottom edges).
 //! 3. **Shuffle** the blocks with a keyed permutation, a keyed symmetry of the square per block and
-//!    a keyed cyclic shift of the levels per block ([`blocks`]).
-//! 4. **Colour** each level through a keyed palette that varies per row of blocks ([`palette`]);
+//!    a keyed cyclic shift of the levels per block (`blocks.rs`).
+//! 4. **Colour** each level through a keyed palette that varies per row of blocks (`palette.rs`);
 //!    padding is white.
 //! 5. **Frame** the scrambled area with a white ring carrying finder marks, and leave a blank strip
-//!    for the certificate id line ([`layout`]).
+//!    for the certificate id line (`layout.rs`, [`BackLayout`]).
 //!
 //! The back is an indexed image with 4-bit indices packed exactly as a PDF Indexed image wants them
 //! (rows MSB-first, padded to a byte), so the renderer embeds it without re-encoding.
@@ -47,7 +49,7 @@ use palette::{KeyedPalette, BLACK, PALETTE_SETS, WHITE};
 /// and keeps every index arithmetic far from overflow.
 pub const MAX_FRONT_SIDE: u32 = 16_384;
 
-/// Bits per palette index on the back: [`palette`] has 14 entries.
+/// Bits per palette index on the back: the palette (`palette.rs`) has 14 entries.
 const BITS_PER_INDEX: u8 = 4;
 
 /// The colour back as the renderer embeds it: an Indexed-colour image.
