@@ -38,11 +38,12 @@ pub fn run(args: &[String]) {
                 municipality_code: "131016".into(),
                 municipality_name: "東京都千代田区".into(),
                 mayor_title: "千代田区長".into(),
+                enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
                 ..Default::default()
             })
             .await
             .unwrap();
-        let cards: Vec<_> = m.cases.iter().filter(|c| matches!(c.expect, Expect::Issue { persons } if persons <= 4)).collect();
+        let cards: Vec<_> = m.cases.iter().filter(|c| c.certificate_type == CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { persons } if persons <= 4)).collect();
         let mut client = IssuanceClient::connect(url).await.unwrap().max_decoding_message_size(64 << 20);
         let mut samples = Vec::with_capacity(runs);
         for i in 0..runs + 20 {

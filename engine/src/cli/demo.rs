@@ -76,6 +76,7 @@ pub fn run(args: Args) -> CliResult {
                 municipality_code: code.clone(),
                 municipality_name: "東京都千代田区".into(),
                 mayor_title: "千代田区長".into(),
+                enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
                 mayor_name: "樋口　高顕".into(),
                 personal_number_allowed: Some(true),
                 ..Default::default()
@@ -85,7 +86,9 @@ pub fn run(args: Args) -> CliResult {
         let mut issuance = IssuanceClient::connect(url.clone()).await?.max_decoding_message_size(64 << 20);
         let pdf_dir = args.out.clone();
         let mut written = 0;
-        for (i, case) in municipality.cases.iter().enumerate() {
+        // This engine issues 住民票の写し so far; the fixture's seal and tax cases wait for those types.
+        let cases = municipality.cases.iter().filter(|c| c.certificate_type == CertificateType::ResidentRecord);
+        for (i, case) in cases.enumerate() {
             let req = IssueRequest {
                 request_id: format!("demo-{}-{i}", case.name),
                 centre: if i % 2 == 0 { Centre::East } else { Centre::West } as i32,

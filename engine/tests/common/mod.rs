@@ -96,6 +96,7 @@ pub async fn configure(server: &Server, code: &str) {
             municipality_code: code.into(),
             municipality_name: "東京都千代田区".into(),
             mayor_title: "千代田区長".into(),
+                enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
             mayor_name: "千代田　太郎".into(),
             personal_number_allowed: Some(true),
             ..Default::default()
