@@ -77,7 +77,7 @@ pub fn run(args: Args) -> CliResult {
                 municipality_name: "東京都千代田区".into(),
                 mayor_title: "千代田区長".into(),
                 enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
-                mayor_name: "樋口　高顕".into(),
+                mayor_name: "千代田　太郎".into(),
                 personal_number_allowed: Some(true),
                 ..Default::default()
             })
