@@ -207,12 +207,9 @@ impl Engine {
         })
     }
 
-    /// Folds the log prefix `[0, as_of)`, prepares the certificate with the recorded request and clock, renders
-    /// it, and checks the bytes against the recorded digest: a mismatch is an audit failure, never hidden.
-    fn reproduce_record(&self, record: &IssuanceRecord) -> Result<Vec<u8>, EngineError> {
-        if record.font_sha256 != self.renderer.font_digest() {
-            return Err(EngineError::Internal("the certificate was rendered with other fonts than this server has".into()));
-        }
+    /// Folds the log prefix `[0, as_of)` and prepares the certificate again with the recorded request and
+    /// clock: the exact record the certificate was rendered from.
+    fn prepared_from_history(&self, record: &IssuanceRecord) -> Result<(Prepared, JstDateTime), EngineError> {
         let req = record.request.clone().ok_or_else(|| EngineError::Internal("issuance without request".into()))?;
         let now = JstDateTime::parse_rfc3339(&record.issued_at)
             .map_err(|_| EngineError::Internal("issuance with an unreadable clock".into()))?;
@@ -232,11 +229,34 @@ impl Engine {
         }
         let prepared = prepare(&projection.state, record.as_of_position, &req, now, &record.certificate_id)
             .map_err(|e| EngineError::Internal(format!("reproduction: the history no longer allows this certificate ({e})")))?;
+        Ok((prepared, now))
+    }
+
+    /// Re-renders a certificate from history and checks the bytes against the recorded digest: a mismatch
+    /// is an audit failure, never hidden.
+    fn reproduce_record(&self, record: &IssuanceRecord) -> Result<Vec<u8>, EngineError> {
+        if record.font_sha256 != self.renderer.font_digest() {
+            return Err(EngineError::Internal("the certificate was rendered with other fonts than this server has".into()));
+        }
+        let (prepared, now) = self.prepared_from_history(record)?;
         let Rendered { pdf, .. } = render_resident_record(&self.renderer, &self.secret, &prepared.record, now)?;
         if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
             return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
         }
         Ok(pdf)
+    }
+
+    /// The quantised front images that the backs of an issued certificate carry (one per sheet), rebuilt
+    /// from history: what a descrambled back must equal.
+    pub fn front_images(&self, certificate_id: &str) -> Result<Vec<crate::scramble::GrayImage>, EngineError> {
+        let position = {
+            let proj = self.projection.read().expect("projection lock");
+            proj.state.certificate_position(certificate_id)
+        }
+        .ok_or_else(|| EngineError::NotFound("certificate".into()))?;
+        let record = self.issuance_at(position)?;
+        let (prepared, _) = self.prepared_from_history(&record)?;
+        crate::certificate::front_images(&self.renderer, &prepared.record)
     }
 }
 
@@ -264,8 +284,9 @@ impl CertificateCache {
     pub fn insert(&self, id: &str, pdf: Vec<u8>) {
         let mut c = self.inner.lock().expect("cache lock");
         c.bytes += pdf.len();
-        if c.map.insert(id.to_string(), pdf).is_none() {
-            c.order.push_back(id.to_string());
+        match c.map.insert(id.to_string(), pdf) {
+            Some(old) => c.bytes -= old.len(),
+            None => c.order.push_back(id.to_string()),
         }
         while c.bytes > self.budget {
             let Some(old) = c.order.pop_front() else { break };

@@ -135,8 +135,15 @@ async fn retried_request_returns_the_same_certificate_once_and_reuse_is_refused(
     let err = client.issue(other).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists);
     assert_eq!(reason(&err), "REQUEST_ID_REUSED");
-    // Charged once: exactly one issuance leaf for the request id in the log.
+    // Auditors reproduce it from the log, byte for byte.
     let mut audit = server.audit().await;
+    let reproduced = audit
+        .reproduce(bcl_proto::ReproduceRequest { certificate_id: first.certificate_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reproduced.pdf, first.pdf);
+    // Charged once: exactly one issuance leaf for the request id in the log.
     let mut stream = audit.read_log(bcl_proto::ReadLogRequest { from_position: 0, limit: 0, follow: false }).await.unwrap().into_inner();
     let mut issuances = 0;
     while let Some(entry) = stream.message().await.unwrap() {
