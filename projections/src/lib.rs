@@ -15,12 +15,16 @@ mod testkit;
 
 pub use date::{DateError, Era, JstDateTime, Wareki};
 pub use eligibility::{
-    build_resident_record, check_resident_record, is_year_end_closure, resident_fee, CodeFamily, Refusal,
-    RefusalReason, ResidentRecordPlan,
+    build_certificate, build_resident_record, check_request, check_resident_record, fiscal_year_of, grade_wording,
+    is_year_end_closure, resident_fee, CodeFamily, PersonPlan, Plan, Refusal, RefusalReason, ResidentRecordPlan,
 };
 pub use fold::ApplyError;
 pub use link::{LiftRefusal, Link, Mode};
-pub use record::{Date, MunicipalityHeader, PersonEntry, ResidentRecordCertificate, Sex};
+pub use record::{
+    format_yen, CertificateDocument, Date, DamageEntry, DisasterDamageCertificate, FamilyRegisterCertificate,
+    FamilyRegisterKind, ItemsPerson, MunicipalityHeader, PersonEntry, RegisterPerson, ResidentRecordCertificate,
+    ResidentRecordItemsCertificate, SealCertificate, Sex, TaxCertificate, TaxCertificateKind,
+};
 pub use settings::Settings;
 pub use state::{
     Admission, Card, ConflictKind, DamageRecord, FamilyRegister, Household, IssuedRef, Municipality, Resident,

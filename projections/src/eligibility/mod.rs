@@ -16,6 +16,20 @@ use crate::settings::Settings;
 use crate::state::{Municipality, Resident, ResidentStatus, State};
 use crate::validate::check_municipality_code;
 
+mod catalogue;
+mod disaster;
+mod family_register;
+mod items;
+mod person;
+mod seal;
+mod tax;
+#[cfg(test)]
+mod catalogue_tests;
+
+pub use catalogue::{build_certificate, check_request, PersonPlan, Plan};
+pub use disaster::grade_wording;
+pub use tax::fiscal_year_of;
+
 /// Kiosks print at most this many copies per request.
 pub const MAX_COPIES: u32 = 10;
 /// Kiosk issuance is for residents aged 15 or more.
@@ -254,7 +268,17 @@ pub fn check_resident_record(
     req: &IssueRequest,
     now: JstDateTime,
 ) -> Result<ResidentRecordPlan, Refusal> {
-    let certificate_type = CertificateType::ResidentRecord;
+    check_household_request(state, req, CertificateType::ResidentRecord, now)
+}
+
+/// The rules of [`check_resident_record`] for any certificate of the resident record that a household member
+/// may obtain for the household (住民票の写し and 住民票記載事項証明書).
+pub(crate) fn check_household_request(
+    state: &State,
+    req: &IssueRequest,
+    certificate_type: CertificateType,
+    now: JstDateTime,
+) -> Result<ResidentRecordPlan, Refusal> {
     check_request_shape(req, certificate_type)?;
     let m = check_municipality(state, req, certificate_type, now)?;
     if req.include_personal_number && !m.settings().personal_number_allowed {
