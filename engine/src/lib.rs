@@ -2,6 +2,7 @@
 //! scrambled back, administration, and the gRPC server behind the `bcl` binary.
 
 pub mod admin;
+pub mod audit;
 pub mod certificate;
 pub mod cli;
 pub mod clock;
