@@ -1,6 +1,8 @@
 //! The engine: one log, its projection, the writer, and the operations the gRPC services expose.
 //! The services (`server/`) only decode, call one method here, and encode.
 
+use crate::audit::log::AuditLog;
+use crate::audit::note::NoteSigner;
 use crate::clock::Clock;
 use crate::error::EngineError;
 use crate::projection::Projection;
@@ -27,6 +29,7 @@ pub struct Engine {
     pub(crate) store: Arc<dyn LogStore>,
     pub(crate) projection: Arc<RwLock<Projection>>,
     pub(crate) writer: Writer,
+    pub(crate) audit: Arc<AuditLog>,
     pub(crate) durable_len: watch::Receiver<u64>,
     pub(crate) clock: Clock,
     pub(crate) renderer: Arc<crate::render::Renderer>,
@@ -43,29 +46,34 @@ impl Engine {
         let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&config.data_dir.join("log"))?);
         let secret = MasterSecret::load_or_create(&config.data_dir)
             .map_err(|e| EngineError::Internal(format!("cannot load the scramble master secret: {e}")))?;
+        let signer = crate::audit::log::load_or_create_signer(&config.data_dir)
+            .map_err(|e| EngineError::Internal(format!("cannot load the checkpoint signing key: {e}")))?;
         let renderer = match &config.fonts {
             Some(paths) => crate::render::Renderer::load(paths),
             None => crate::render::Renderer::load_default(),
         }
         .map_err(|e| EngineError::Internal(format!("cannot load fonts: {e}")))?;
-        Self::with_parts(store, secret, Arc::new(renderer), config.clock, config.data_dir)
+        Self::with_parts(store, secret, signer, Arc::new(renderer), config.clock, config.data_dir)
     }
 
     pub fn with_parts(
         store: Arc<dyn LogStore>,
         secret: MasterSecret,
+        signer: NoteSigner,
         renderer: Arc<crate::render::Renderer>,
         clock: Clock,
         data_dir: PathBuf,
     ) -> Result<Arc<Engine>, EngineError> {
         let projection = rebuild(store.as_ref())?;
+        let audit = Arc::new(AuditLog::open(store.as_ref(), signer)?);
         let (durable_tx, durable_len) = watch::channel(store.len());
         let projection = Arc::new(RwLock::new(projection));
-        let writer = Writer::start(store.clone(), projection.clone(), durable_tx);
+        let writer = Writer::start(store.clone(), projection.clone(), audit.clone(), durable_tx);
         Ok(Arc::new(Engine {
             store,
             projection,
             writer,
+            audit,
             durable_len,
             clock,
             renderer,

@@ -9,6 +9,7 @@
 //! everything is refused until a restart rebuilds the projection from the durable log (fail-stop, like a
 //! database that cannot trust its fsync any more).
 
+use crate::audit::log::AuditLog;
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::storage::LogStore;
@@ -55,10 +56,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. `durable_len` is advanced after every durable batch, for followers.
+    /// Starts the writer thread. `durable_len` is advanced after every durable batch, for followers, and
+    /// `audit` publishes a signed checkpoint for it.
     pub fn start(
         store: Arc<dyn LogStore>,
         projection: Arc<RwLock<Projection>>,
+        audit: Arc<AuditLog>,
         durable_len: watch::Sender<u64>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
@@ -66,7 +69,7 @@ impl Writer {
         let flag = poisoned.clone();
         std::thread::Builder::new()
             .name("bcl-writer".into())
-            .spawn(move || run(rx, store, projection, durable_len, flag))
+            .spawn(move || run(rx, store, projection, audit, durable_len, flag))
             .expect("spawn writer thread");
         Self { tx, poisoned }
     }
@@ -107,6 +110,7 @@ fn run(
     mut rx: mpsc::Receiver<Command>,
     store: Arc<dyn LogStore>,
     projection: Arc<RwLock<Projection>>,
+    audit: Arc<AuditLog>,
     durable_len: watch::Sender<u64>,
     poisoned: Arc<AtomicBool>,
 ) {
@@ -138,9 +142,12 @@ fn run(
                 pending.push(decide(command, &mut proj, &mut leaves));
             }
         }
+        // The tree nodes of the batch are hashed before the flush so they are durable with the leaves.
+        let extension = (!leaves.is_empty()).then(|| audit.extend(&leaves));
         let failed = !leaves.is_empty()
-            && match store.append_durable(&leaves) {
+            && match store.append_durable(&leaves, extension.as_ref().map_or(&[][..], |e| &e.nodes)) {
                 Ok(_) => {
+                    audit.commit(extension.expect("a non-empty batch was hashed"));
                     let _ = durable_len.send(store.len());
                     false
                 }

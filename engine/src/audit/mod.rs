@@ -5,3 +5,5 @@
 pub mod merkle;
 pub mod checkpoint;
 pub mod note;
+pub mod log;
+pub mod proofs;

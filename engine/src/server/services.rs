@@ -50,15 +50,24 @@ impl Audit for Services {
     type ReadLogStream = BoxStream<LogEntry>;
 
     async fn get_checkpoint(&self, _: Request<GetCheckpointRequest>) -> Result<Checkpoint> {
-        Err(Status::unimplemented("signed checkpoints arrive with the audit issue"))
+        let signed = self.engine.checkpoint();
+        Ok(Response::new(Checkpoint {
+            note: signed.note.clone(),
+            tree_size: signed.checkpoint.size,
+            root_hash: signed.checkpoint.root.to_vec(),
+        }))
     }
 
-    async fn get_inclusion_proof(&self, _: Request<InclusionProofRequest>) -> Result<Proof> {
-        Err(Status::unimplemented("inclusion proofs arrive with the audit issue"))
+    async fn get_inclusion_proof(&self, request: Request<InclusionProofRequest>) -> Result<Proof> {
+        let req = request.into_inner();
+        let hashes = self.engine.inclusion_proof(req.leaf_index, req.tree_size).map_err(to_status)?;
+        Ok(Response::new(Proof { hashes: hashes.iter().map(|h| h.to_vec()).collect() }))
     }
 
-    async fn get_consistency_proof(&self, _: Request<ConsistencyProofRequest>) -> Result<Proof> {
-        Err(Status::unimplemented("consistency proofs arrive with the audit issue"))
+    async fn get_consistency_proof(&self, request: Request<ConsistencyProofRequest>) -> Result<Proof> {
+        let req = request.into_inner();
+        let hashes = self.engine.consistency_proof(req.first_size, req.second_size).map_err(to_status)?;
+        Ok(Response::new(Proof { hashes: hashes.iter().map(|h| h.to_vec()).collect() }))
     }
 
     async fn read_log(&self, request: Request<ReadLogRequest>) -> Result<Self::ReadLogStream> {
