@@ -49,9 +49,23 @@ impl GrayRaster {
         }
         let i = y as usize * self.width as usize + x as usize;
         let a = (coverage * ink + 127) / 255;
-        let d = self.pixels[i] as u32;
-        self.pixels[i] = ((d * (255 - a) + 127) / 255) as u8;
+        self.pixels[i] = blend_table()[a as usize][self.pixels[i] as usize];
     }
+}
+
+/// `BLEND[a][d]` = pixel value `d` darkened by ink alpha `a`, i.e. round(d·(255−a)/255). A table lookup
+/// instead of two integer divisions per pixel: glyph blits and shaded cells are most of a page's cost.
+fn blend_table() -> &'static [[u8; 256]; 256] {
+    static TABLE: std::sync::OnceLock<Box<[[u8; 256]; 256]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([[0u8; 256]; 256]);
+        for (a, row) in t.iter_mut().enumerate() {
+            for (d, v) in row.iter_mut().enumerate() {
+                *v = ((d as u32 * (255 - a as u32) + 127) / 255) as u8;
+            }
+        }
+        t
+    })
 }
 
 /// Quarter-pixel horizontal positions: fine enough that spacing looks even, coarse enough that
@@ -258,32 +272,72 @@ fn draw_text(fonts: &FontSet, cache: &GlyphCache, out: &mut GrayRaster, run: &Te
         let (origin, phase) = (q.div_euclid(SUBPIXEL_STEPS as i64), q.rem_euclid(SUBPIXEL_STEPS as i64) as u8);
         let key = GlyphKey { font: run.font, glyph: glyph.id, size_16, phase };
         let cov = cache.get_or_render(fonts, key);
-        for row in 0..cov.height as i64 {
-            let y = baseline + cov.top as i64 + row;
-            let line = &cov.alpha[(row as usize) * cov.width as usize..][..cov.width as usize];
-            for (col, a) in line.iter().enumerate() {
-                out.darken(origin + cov.left as i64 + col as i64, y, *a as u32, 255);
-            }
+        blit(out, &cov, origin + cov.left as i64, baseline + cov.top as i64);
+    }
+}
+
+/// Draws a glyph's coverage with its top-left at (left, top), clipped to the raster once per glyph
+/// rather than per pixel.
+fn blit(out: &mut GrayRaster, cov: &Coverage, left: i64, top: i64) {
+    let (w, h) = (out.width as i64, out.height as i64);
+    let (cw, ch) = (cov.width as i64, cov.height as i64);
+    let (c0, c1) = ((-left).max(0), (w - left).min(cw));
+    let (r0, r1) = ((-top).max(0), (h - top).min(ch));
+    if c0 >= c1 || r0 >= r1 {
+        return;
+    }
+    let table = blend_table();
+    for row in r0..r1 {
+        let src = &cov.alpha[(row * cw + c0) as usize..(row * cw + c1) as usize];
+        let start = ((top + row) * w + left + c0) as usize;
+        let dst = &mut out.pixels[start..start + src.len()];
+        for (d, &a) in dst.iter_mut().zip(src) {
+            *d = table[a as usize][*d as usize];
         }
     }
 }
 
-/// Fills the box [x0, x1) × [y0, y1) (pixels, fractional) with exact area coverage.
+/// Pixels `first..last` touched by the interval [a, b), clipped to `0..limit`, with the fractional
+/// coverage of pixel i being `min(b, i+1) - max(a, i)`: only the two end pixels can be partial.
+fn span(a: f32, b: f32, limit: u32) -> (i64, i64) {
+    ((a.floor().max(0.0)) as i64, (b.ceil() as i64).min(limit as i64))
+}
+
+fn coverage_at(a: f32, b: f32, i: i64) -> f32 {
+    (b.min(i as f32 + 1.0) - a.max(i as f32)).clamp(0.0, 1.0)
+}
+
+/// Fills the box [x0, x1) × [y0, y1) (pixels, fractional) with exact area coverage. Shaded cells and
+/// rules are a large part of a page, so fully covered pixels go through one table row per box instead
+/// of per-pixel arithmetic.
 fn fill_box(out: &mut GrayRaster, x0: f32, y0: f32, x1: f32, y1: f32, ink: u32) {
     if x1 <= x0 || y1 <= y0 || ink == 0 {
         return;
     }
-    let span = |a: f32, b: f32, limit: u32| -> Vec<(i64, f32)> {
-        let (first, last) = (a.floor().max(0.0) as i64, (b.ceil() as i64).min(limit as i64));
-        (first..last)
-            .map(|i| (i, (b.min(i as f32 + 1.0) - a.max(i as f32)).clamp(0.0, 1.0)))
-            .filter(|(_, c)| *c > 0.0)
-            .collect()
-    };
-    let cols = span(x0, x1, out.width);
-    for (y, cy) in span(y0, y1, out.height) {
-        for (x, cx) in &cols {
-            out.darken(*x, y, (cx * cy * 255.0).round() as u32, ink);
+    let (cx0, cx1) = span(x0, x1, out.width);
+    let (ry0, ry1) = span(y0, y1, out.height);
+    if cx0 >= cx1 || ry0 >= ry1 {
+        return;
+    }
+    let table = blend_table();
+    let full = &table[ink.min(255) as usize];
+    let width = out.width as usize;
+    for y in ry0..ry1 {
+        let cy = coverage_at(y0, y1, y);
+        if cy <= 0.0 {
+            continue;
+        }
+        let row = &mut out.pixels[y as usize * width..(y as usize + 1) * width];
+        for x in cx0..cx1 {
+            let cx = coverage_at(x0, x1, x);
+            let p = &mut row[x as usize];
+            if cx >= 1.0 && cy >= 1.0 {
+                *p = full[*p as usize];
+            } else if cx > 0.0 {
+                let c = (cx * cy * 255.0).round() as u32;
+                let a = (c * ink + 127) / 255;
+                *p = table[a as usize][*p as usize];
+            }
         }
     }
 }
