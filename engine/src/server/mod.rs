@@ -30,7 +30,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(bcl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: an Issue is one small request and one response; with Nagle's algorithm and delayed
+    // ACKs a response can sit for ~40 ms waiting to be coalesced.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
