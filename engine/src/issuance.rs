@@ -210,9 +210,6 @@ impl Engine {
     /// Folds the log prefix `[0, as_of)` and prepares the certificate again with the recorded request and
     /// clock: the exact record the certificate was rendered from.
     fn prepared_from_history(&self, record: &IssuanceRecord) -> Result<(Prepared, JstDateTime), EngineError> {
-        let req = record.request.clone().ok_or_else(|| EngineError::Internal("issuance without request".into()))?;
-        let now = JstDateTime::parse_rfc3339(&record.issued_at)
-            .map_err(|_| EngineError::Internal("issuance with an unreadable clock".into()))?;
         let mut projection = crate::projection::Projection::default();
         let mut from = 0;
         while from < record.as_of_position {
@@ -227,23 +224,15 @@ impl Engine {
                 from = position + 1;
             }
         }
-        let prepared = prepare(&projection.state, record.as_of_position, &req, now, &record.certificate_id)
-            .map_err(|e| EngineError::Internal(format!("reproduction: the history no longer allows this certificate ({e})")))?;
-        Ok((prepared, now))
+        prepared_from_state(&projection.state, record)
     }
 
     /// Re-renders a certificate from history and checks the bytes against the recorded digest: a mismatch
     /// is an audit failure, never hidden.
     fn reproduce_record(&self, record: &IssuanceRecord) -> Result<Vec<u8>, EngineError> {
-        if record.font_sha256 != self.renderer.font_digest() {
-            return Err(EngineError::Internal("the certificate was rendered with other fonts than this server has".into()));
-        }
+        check_fonts(&self.renderer, record)?;
         let (prepared, now) = self.prepared_from_history(record)?;
-        let Rendered { pdf, .. } = render_resident_record(&self.renderer, &self.secret, &prepared.record, now)?;
-        if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
-            return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
-        }
-        Ok(pdf)
+        render_and_compare(&self.renderer, &self.secret, &prepared, now, record)
     }
 
     /// The quantised front images that the backs of an issued certificate carry (one per sheet), rebuilt
@@ -258,6 +247,54 @@ impl Engine {
         let (prepared, _) = self.prepared_from_history(&record)?;
         crate::certificate::front_images(&self.renderer, &prepared.record)
     }
+}
+
+fn check_fonts(renderer: &crate::render::Renderer, record: &IssuanceRecord) -> Result<(), EngineError> {
+    if record.font_sha256 != renderer.font_digest() {
+        return Err(EngineError::Internal("the certificate was rendered with other fonts than this server has".into()));
+    }
+    Ok(())
+}
+
+/// Prepares the certificate again from `state` (the fold of the log prefix `[0, as_of_position)`) with the
+/// recorded request and clock: the exact record the certificate was rendered from.
+fn prepared_from_state(state: &bcl_projections::State, record: &IssuanceRecord) -> Result<(Prepared, JstDateTime), EngineError> {
+    let req = record.request.clone().ok_or_else(|| EngineError::Internal("issuance without request".into()))?;
+    let now = JstDateTime::parse_rfc3339(&record.issued_at)
+        .map_err(|_| EngineError::Internal("issuance with an unreadable clock".into()))?;
+    let prepared = prepare(state, record.as_of_position, &req, now, &record.certificate_id)
+        .map_err(|e| EngineError::Internal(format!("reproduction: the history no longer allows this certificate ({e})")))?;
+    Ok((prepared, now))
+}
+
+/// Renders a prepared certificate and checks the bytes against the recorded digest: a mismatch is an audit
+/// failure, never hidden.
+fn render_and_compare(
+    renderer: &crate::render::Renderer,
+    secret: &crate::secrets::MasterSecret,
+    prepared: &Prepared,
+    now: JstDateTime,
+    record: &IssuanceRecord,
+) -> Result<Vec<u8>, EngineError> {
+    let Rendered { pdf, .. } = render_resident_record(renderer, secret, &prepared.record, now)?;
+    if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
+        return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
+    }
+    Ok(pdf)
+}
+
+/// Re-renders an issued certificate from `state`, the fold of the log prefix `[0, record.as_of_position)`,
+/// and checks the bytes against the recorded SHA-256. It needs no server: an auditor folds its own copy of
+/// the log (`bcl audit verify`) and calls this with the fonts and the scramble master secret.
+pub fn reproduce_from_state(
+    renderer: &crate::render::Renderer,
+    secret: &crate::secrets::MasterSecret,
+    state: &bcl_projections::State,
+    record: &IssuanceRecord,
+) -> Result<Vec<u8>, EngineError> {
+    check_fonts(renderer, record)?;
+    let (prepared, now) = prepared_from_state(state, record)?;
+    render_and_compare(renderer, secret, &prepared, now, record)
 }
 
 const STALE: &str = "stale snapshot";

@@ -7,3 +7,5 @@ pub mod checkpoint;
 pub mod note;
 pub mod log;
 pub mod proofs;
+pub mod export;
+pub mod verify;

@@ -1,5 +1,6 @@
 //! The subcommands of the `bcl` binary.
 
+pub mod audit;
 pub mod demo;
 pub mod descramble;
 pub mod ingest_file;
