@@ -4,11 +4,11 @@
 //! certificate byte for byte.
 
 use crate::error::EngineError;
-use crate::render::{BackPage, GrayRaster, PdfMeta, PdfTimestamp, RenderError, Renderer, BACK_IMAGE_DPI};
+use crate::render::{BackPage, DisplayList, GrayRaster, PdfMeta, PdfTimestamp, RenderError, Renderer, BACK_IMAGE_DPI};
 use crate::scramble::{self, ScrambleKey};
 use crate::secrets::MasterSecret;
 use bcl_projections::date::JstDateTime;
-use bcl_projections::record::ResidentRecordCertificate;
+use bcl_projections::record::{CertificateDocument, ResidentRecordCertificate};
 use bcl_projections::RefusalReason;
 
 /// Recorded with every issuance; bump it whenever a change alters the bytes of a rendered certificate.
@@ -26,6 +26,9 @@ fn render_error(e: RenderError) -> EngineError {
     match e {
         RenderError::UndrawableCharacter { .. } => EngineError::refused(RefusalReason::UndrawableCharacter, e.to_string()),
         RenderError::LayoutOverflow { .. } => EngineError::refused(RefusalReason::LayoutOverflow, e.to_string()),
+        // A registered impression that cannot be reproduced is no usable registration at a kiosk: the
+        // municipality has to register it again.
+        RenderError::ImageUnreadable { .. } => EngineError::refused(RefusalReason::NoSealRegistration, e.to_string()),
         other => EngineError::Internal(format!("rendering: {other}")),
     }
 }
@@ -46,6 +49,20 @@ fn back_of(front: &GrayRaster, key: &ScrambleKey) -> Result<BackPage, EngineErro
     })
 }
 
+/// The renderer version recorded with an issuance of `doc`. 住民票の写し keeps the version it was first
+/// issued under (its bytes did not change when the other types arrived); each other type has its own, so a
+/// layout change of one type does not claim to change the others.
+pub fn renderer_version(doc: &CertificateDocument) -> &'static str {
+    match doc {
+        CertificateDocument::ResidentRecord(_) => RENDERER_VERSION,
+        CertificateDocument::ResidentRecordItems(_) => "bcl-resident-record-items/1",
+        CertificateDocument::Seal(_) => "bcl-seal-registration/1",
+        CertificateDocument::Tax(_) => "bcl-tax/1",
+        CertificateDocument::FamilyRegister(_) => "bcl-family-register/1",
+        CertificateDocument::DisasterDamage(_) => "bcl-disaster-damage/1",
+    }
+}
+
 pub fn render_resident_record(
     renderer: &Renderer,
     secret: &MasterSecret,
@@ -53,9 +70,32 @@ pub fn render_resident_record(
     issued_at: JstDateTime,
 ) -> Result<Rendered, EngineError> {
     let list = renderer.layout_resident_record(record).map_err(render_error)?;
-    let key = scramble_key(secret, &record.certificate_id);
+    render_list(renderer, secret, &list, record.sheets_per_copy(), &record.certificate_id, "住民票の写し", issued_at)
+}
+
+/// Renders any certificate: front pages from its layout, each followed by the scrambled back of that sheet.
+pub fn render(
+    renderer: &Renderer,
+    secret: &MasterSecret,
+    doc: &CertificateDocument,
+    issued_at: JstDateTime,
+) -> Result<Rendered, EngineError> {
+    let list = renderer.layout(doc).map_err(render_error)?;
+    render_list(renderer, secret, &list, doc.sheets_per_copy(), doc.certificate_id(), doc.title(), issued_at)
+}
+
+fn render_list(
+    renderer: &Renderer,
+    secret: &MasterSecret,
+    list: &DisplayList,
+    per_copy: u32,
+    certificate_id: &str,
+    title: &str,
+    issued_at: JstDateTime,
+) -> Result<Rendered, EngineError> {
+    let key = scramble_key(secret, certificate_id);
     // Copies repeat the same sheets: scramble each distinct sheet once.
-    let per_copy = record.sheets_per_copy() as usize;
+    let per_copy = per_copy as usize;
     let mut backs: Vec<BackPage> = Vec::with_capacity(list.pages.len());
     for (i, page) in list.pages.iter().enumerate() {
         if i >= per_copy && list.pages[i % per_copy] == *page {
@@ -65,8 +105,8 @@ pub fn render_resident_record(
         backs.push(back_of(&renderer.rasterize(page, BACK_IMAGE_DPI), &key)?);
     }
     let meta = PdfMeta {
-        certificate_id: record.certificate_id.clone(),
-        title: "住民票の写し".into(),
+        certificate_id: certificate_id.to_owned(),
+        title: title.into(),
         creation_date: Some(PdfTimestamp {
             year: issued_at.date.year as u16,
             month: issued_at.date.month as u8,
@@ -76,14 +116,14 @@ pub fn render_resident_record(
             second: issued_at.second as u8,
         }),
     };
-    let pdf = renderer.write_pdf(&list, &backs, &meta).map_err(render_error)?;
+    let pdf = renderer.write_pdf(list, &backs, &meta).map_err(render_error)?;
     Ok(Rendered { pdf, sheets: list.pages.len() as u32 })
 }
 
 /// The quantised front rasters that the backs of a certificate carry, for verification: descrambling a
 /// back must give exactly the corresponding image.
-pub fn front_images(renderer: &Renderer, record: &ResidentRecordCertificate) -> Result<Vec<scramble::GrayImage>, EngineError> {
-    let list = renderer.layout_resident_record(record).map_err(render_error)?;
+pub fn front_images(renderer: &Renderer, doc: &CertificateDocument) -> Result<Vec<scramble::GrayImage>, EngineError> {
+    let list = renderer.layout(doc).map_err(render_error)?;
     list.pages
         .iter()
         .map(|page| {

@@ -5,7 +5,8 @@
 //! (same id, same bytes, `replayed = true`) and is charged once, because only one issuance leaf per request
 //! id can ever enter the log (the writer decides it). The same id with other parameters is refused.
 
-use crate::certificate::{render_resident_record, Rendered};
+use crate::certificate::{render, renderer_version, Rendered};
+use bcl_projections::record::CertificateDocument;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::writer::{Command, IssueCommit};
@@ -55,18 +56,14 @@ fn validate(req: &IssueRequest) -> Result<(), EngineError> {
     }
     match CertificateType::try_from(req.r#type) {
         Ok(CertificateType::Unspecified) | Err(_) => Err(invalid("type: unknown certificate type")),
-        Ok(CertificateType::ResidentRecord) => Ok(()),
-        Ok(_) => Err(EngineError::refused(
-            RefusalReason::TypeDisabled,
-            "this certificate type is not offered by the engine yet",
-        )),
+        Ok(_) => Ok(()),
     }
 }
 
 /// What an issuance was prepared from: the snapshot position, the record and its provenance.
 struct Prepared {
     as_of: u64,
-    record: bcl_projections::record::ResidentRecordCertificate,
+    record: CertificateDocument,
     sources: Vec<u64>,
     fee_yen: u32,
 }
@@ -78,12 +75,9 @@ fn prepare(
     now: JstDateTime,
     certificate_id: &str,
 ) -> Result<Prepared, EngineError> {
-    let plan = bcl_projections::check_resident_record(state, req, now)?;
-    let copies = req.copies.max(1);
-    let (record, sources) = bcl_projections::build_resident_record(state, &plan, certificate_id, now.date, copies)?;
-    let settings = state.municipality(&req.municipality_code).map(|m| m.settings().clone()).unwrap_or_default();
-    let fee_yen = bcl_projections::resident_fee(&settings, CertificateType::ResidentRecord, copies);
-    Ok(Prepared { as_of, record, sources, fee_yen })
+    let plan = bcl_projections::check_request(state, req, now)?;
+    let (record, sources) = bcl_projections::build_certificate(state, &plan, certificate_id, now.date)?;
+    Ok(Prepared { as_of, record, sources, fee_yen: plan.fee_yen() })
 }
 
 impl Engine {
@@ -104,7 +98,7 @@ impl Engine {
                 let proj = self.projection.read().expect("projection lock");
                 prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
             };
-            let Rendered { pdf, sheets } = render_resident_record(&self.renderer, &self.secret, &prepared.record, now)?;
+            let Rendered { pdf, sheets } = render(&self.renderer, &self.secret, &prepared.record, now)?;
             let content_sha256 = hex::encode(Sha256::digest(&pdf));
             let record = IssuanceRecord {
                 certificate_id: certificate_id.clone(),
@@ -115,7 +109,7 @@ impl Engine {
                 content_sha256: content_sha256.clone(),
                 as_of_position: prepared.as_of,
                 source_positions: prepared.sources.clone(),
-                renderer_version: crate::certificate::RENDERER_VERSION.to_string(),
+                renderer_version: renderer_version(&prepared.record).to_string(),
                 font_sha256: self.renderer.font_digest().to_string(),
                 request_digest: digest.clone(),
             };
@@ -276,7 +270,7 @@ fn render_and_compare(
     now: JstDateTime,
     record: &IssuanceRecord,
 ) -> Result<Vec<u8>, EngineError> {
-    let Rendered { pdf, .. } = render_resident_record(renderer, secret, &prepared.record, now)?;
+    let Rendered { pdf, .. } = render(renderer, secret, &prepared.record, now)?;
     if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
         return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
     }

@@ -40,6 +40,9 @@ pub enum Item {
     /// An axis-aligned rectangle, filled with `fill` and/or stroked with a black line of width
     /// `stroke`.
     Rect { x: f32, y: f32, w: f32, h: f32, fill: Option<Gray>, stroke: Option<f32> },
+    /// A grayscale bitmap scaled into the box (x, y, w, h): the seal impression. Shared, because copies
+    /// repeat pages.
+    Image { x: f32, y: f32, w: f32, h: f32, bitmap: std::sync::Arc<super::bitmap::Bitmap> },
 }
 
 /// A single line of text in one font and size, already mapped to glyphs.

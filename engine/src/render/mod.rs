@@ -7,6 +7,7 @@
 //! bitmap cache of the rasterizer and the font subset cache of the PDF writer. It is `Sync`;
 //! share one per process.
 
+pub mod bitmap;
 pub mod display_list;
 pub mod fonts;
 pub mod layout;
@@ -17,7 +18,7 @@ pub mod subset_cache;
 #[cfg(test)]
 mod tests;
 
-use bcl_projections::record::ResidentRecordCertificate;
+use bcl_projections::record::{CertificateDocument, ResidentRecordCertificate};
 
 pub use display_list::{DisplayList, Item, Page, TextRun};
 pub use fonts::{FontPaths, FontRole, FontSet, Glyph};
@@ -42,6 +43,8 @@ pub enum RenderError {
     LayoutOverflow { field: String },
     #[error("field {field}: not a valid date from 1873-01-01 (Meiji 6) onwards")]
     DateOutOfRange { field: String },
+    #[error("field {field}: {reason}")]
+    ImageUnreadable { field: String, reason: &'static str },
     #[error("font subsetting failed: {reason}")]
     Subset { reason: String },
     #[error("back page {index} is malformed: {reason}")]
@@ -87,6 +90,18 @@ impl Renderer {
     /// Lays out every sheet of every copy of a 住民票の写し.
     pub fn layout_resident_record(&self, cert: &ResidentRecordCertificate) -> Result<DisplayList, RenderError> {
         layout::resident_record::layout(&self.fonts, cert)
+    }
+
+    /// Lays out every sheet of every copy of any certificate.
+    pub fn layout(&self, doc: &CertificateDocument) -> Result<DisplayList, RenderError> {
+        match doc {
+            CertificateDocument::ResidentRecord(c) => layout::resident_record::layout(&self.fonts, c),
+            CertificateDocument::ResidentRecordItems(c) => layout::resident_record_items::layout(&self.fonts, c),
+            CertificateDocument::Seal(c) => layout::seal_registration::layout(&self.fonts, c),
+            CertificateDocument::Tax(c) => layout::tax::layout(&self.fonts, c),
+            CertificateDocument::FamilyRegister(c) => layout::family_register::layout(&self.fonts, c),
+            CertificateDocument::DisasterDamage(c) => layout::disaster_damage::layout(&self.fonts, c),
+        }
     }
 
     /// Draws one page at `dpi` (use [`BACK_IMAGE_DPI`] for the back image).

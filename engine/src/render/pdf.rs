@@ -150,8 +150,17 @@ pub fn write_pdf(
         let page_id = alloc();
         let content_id = alloc();
         page_ids.push(page_id);
+        // Front images (the seal impression), named Im1, Im2, ... in page order.
+        let mut images = Vec::new();
+        for item in &page.items {
+            if let Item::Image { bitmap, .. } = item {
+                let id = alloc();
+                write_gray_image(&mut chunk, id, bitmap);
+                images.push((format!("Im{}", images.len() + 1).into_bytes(), id));
+            }
+        }
         let content = front_content(page, &font_names);
-        write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, None);
+        write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, &images);
         if let Some(back) = backs.get(i) {
             let page_id = alloc();
             let content_id = alloc();
@@ -160,7 +169,7 @@ pub fn write_pdf(
             write_image(&mut chunk, image_id, back);
             let caption = back_caption.as_ref().expect("caption exists when backs do");
             let content = back_content(back, caption, &font_names);
-            write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, Some(image_id));
+            write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, &[(b"Im0".to_vec(), image_id)]);
         }
     }
     chunk.pages(pages_id).kids(page_ids.iter().copied()).count(page_ids.len() as i32);
@@ -271,7 +280,7 @@ fn write_page(
     parent: Ref,
     content: &[u8],
     fonts: &[(Vec<u8>, Ref)],
-    image: Option<Ref>,
+    images: &[(Vec<u8>, Ref)],
 ) {
     let mut page = chunk.page(page_id);
     page.parent(parent).media_box(Rect::new(0.0, 0.0, A4_WIDTH, A4_HEIGHT)).contents(content_id);
@@ -281,8 +290,12 @@ fn write_page(
         font_dict.pair(Name(name), *r);
     }
     font_dict.finish();
-    if let Some(image) = image {
-        resources.x_objects().pair(Name(b"Im0"), image);
+    if !images.is_empty() {
+        let mut x_objects = resources.x_objects();
+        for (name, r) in images {
+            x_objects.pair(Name(name), *r);
+        }
+        x_objects.finish();
     }
     resources.finish();
     page.finish();
@@ -298,6 +311,19 @@ fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage) {
     image.width(back.width as i32).height(back.height as i32);
     image.color_space().indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
     image.bits_per_component(back.bits_per_index as i32);
+    image.finish();
+}
+
+/// A front bitmap as an 8-bit DeviceGray image XObject, drawn without interpolation so the impression's
+/// edges print as registered.
+fn write_gray_image(chunk: &mut pdf_writer::Chunk, id: Ref, bitmap: &super::bitmap::Bitmap) {
+    let data = compress_to_vec_zlib(&bitmap.pixels, DEFLATE_LEVEL);
+    let mut image = chunk.image_xobject(id, &data);
+    image.filter(Filter::FlateDecode);
+    image.width(bitmap.width as i32).height(bitmap.height as i32);
+    image.color_space().device_gray();
+    image.bits_per_component(8);
+    image.interpolate(false);
     image.finish();
 }
 
@@ -320,8 +346,17 @@ fn show_run(content: &mut Content, run: &TextRun, fonts: &BTreeMap<FontRole, (Ve
 fn front_content(page: &Page, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) -> Vec<u8> {
     let h = page.height;
     let mut content = Content::new();
+    let mut images = 0;
     for item in &page.items {
         match item {
+            Item::Image { x, y, w, h: ih, .. } => {
+                images += 1;
+                let name = format!("Im{images}");
+                content.save_state();
+                content.transform([*w, 0.0, 0.0, *ih, *x, h - y - ih]);
+                content.x_object(Name(name.as_bytes()));
+                content.restore_state();
+            }
             Item::Text(run) => show_run(&mut content, run, fonts),
             Item::Line { x1, y1, x2, y2, width } => {
                 content.set_line_width(*width).move_to(*x1, h - y1).line_to(*x2, h - y2).stroke();

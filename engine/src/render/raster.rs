@@ -254,6 +254,7 @@ pub fn rasterize(fonts: &FontSet, cache: &GlyphCache, page: &Page, dpi: f32) -> 
             Item::Line { x1, y1, x2, y2, width } => {
                 draw_line(&mut out, x1 * s, y1 * s, x2 * s, y2 * s, width * s);
             }
+            Item::Image { x, y, w, h, bitmap } => draw_bitmap(&mut out, bitmap, x * s, y * s, w * s, h * s),
         }
     }
     out
@@ -371,4 +372,23 @@ fn draw_line(out: &mut GrayRaster, x1: f32, y1: f32, x2: f32, y2: f32, width: f3
         let c = (a.clamp(0.0, 1.0) * 255.0).round() as u32;
         out.darken(left as i64 + x as i64, top as i64 + y as i64, c, 255);
     });
+}
+
+/// Draws a bitmap into the box by nearest-neighbour sampling of pixel centres (integer arithmetic, so the
+/// back image is reproducible), darkening the page by the bitmap's ink.
+fn draw_bitmap(out: &mut GrayRaster, bitmap: &super::bitmap::Bitmap, x: f32, y: f32, w: f32, h: f32) {
+    if bitmap.width == 0 || bitmap.height == 0 || w <= 0.0 || h <= 0.0 {
+        return;
+    }
+    let (x0, y0) = (x.round() as i64, y.round() as i64);
+    let (pw, ph) = ((w.round() as i64).max(1), (h.round() as i64).max(1));
+    let (bw, bh) = (bitmap.width as i64, bitmap.height as i64);
+    for ty in 0..ph {
+        let sy = ((2 * ty + 1) * bh / (2 * ph)).min(bh - 1);
+        for tx in 0..pw {
+            let sx = ((2 * tx + 1) * bw / (2 * pw)).min(bw - 1);
+            let ink = 255 - bitmap.pixels[(sy * bw + sx) as usize] as u32;
+            out.darken(x0 + tx, y0 + ty, 255, ink);
+        }
+    }
 }

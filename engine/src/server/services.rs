@@ -106,11 +106,12 @@ impl Admin for Services {
         self.engine.settings(&request.into_inner().municipality_code).map(Response::new).map_err(to_status)
     }
 
-    async fn list_transactions(&self, _: Request<ListTransactionsRequest>) -> Result<Self::ListTransactionsStream> {
-        Err(Status::unimplemented("the transaction log arrives with the administration issue"))
+    async fn list_transactions(&self, request: Request<ListTransactionsRequest>) -> Result<Self::ListTransactionsStream> {
+        let transactions = self.engine.list_transactions(&request.into_inner()).map_err(to_status)?;
+        Ok(Response::new(Box::pin(tokio_stream::iter(transactions.into_iter().map(Ok)))))
     }
 
-    async fn get_settlement(&self, _: Request<SettlementRequest>) -> Result<Settlement> {
-        Err(Status::unimplemented("monthly settlement arrives with the administration issue"))
+    async fn get_settlement(&self, request: Request<SettlementRequest>) -> Result<Settlement> {
+        self.engine.settlement(&request.into_inner()).map(Response::new).map_err(to_status)
     }
 }

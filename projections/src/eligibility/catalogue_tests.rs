@@ -13,6 +13,11 @@ use super::*;
 use crate::record::CertificateDocument;
 use crate::testkit::*;
 
+/// (case name, extra change events, extra admin leaves, card, clock, expected reason)
+type GateCase = (&'static str, Vec<Body>, Vec<LogLeaf>, &'static str, &'static str, RefusalReason);
+/// (type, card, subjects, fiscal year, subjects printed or the reason)
+type TypeCase = (T, &'static str, Vec<&'static str>, u32, Result<usize, RefusalReason>);
+
 const NOON: &str = "2026-04-01T12:00:00+09:00";
 const ALL_TYPES: [T; 9] = [
     T::ResidentRecord,
@@ -126,7 +131,7 @@ fn shared_gates_apply_to_every_type() {
     let block = |id: &str| admin(Action::SetIssuanceBlock(SetIssuanceBlockRequest { municipality_code: CODE.into(), resident_id: id.into(), blocked: true }));
     let maintenance = admin(Action::SetMaintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: true, reason: "x".into() }));
     let only_rr = admin(Action::UpdateSettings(MunicipalitySettings { enabled_types: vec![T::ResidentRecord as i32], ..Default::default() }));
-    let cases: Vec<(&str, Vec<Body>, Vec<LogLeaf>, &str, &str, RefusalReason)> = vec![
+    let cases: Vec<GateCase> = vec![
         ("unknown card", vec![], vec![], "K-NONE", NOON, UnknownCard),
         ("revoked card", vec![Body::CardRevoked(bcl_proto::CardRevoked { card_serial: "K-H".into() })], vec![], "K-H", NOON, CardRevoked),
         ("under 15", vec![], vec![], "K-C", NOON, UnderAge),
@@ -173,7 +178,7 @@ fn build(state: &State, req: &IssueRequest) -> (CertificateDocument, Vec<u64>) {
 fn type_rules() {
     use RefusalReason::*;
     let state = state_with(vec![], vec![]);
-    let cases: Vec<(T, &str, Vec<&str>, u32, Result<usize, RefusalReason>)> = vec![
+    let cases: Vec<TypeCase> = vec![
         // Seal: self only, registration in force.
         (T::SealRegistration, "K-H", vec![], 0, Ok(1)),
         (T::SealRegistration, "K-H", vec!["H"], 0, Ok(1)),

@@ -55,7 +55,7 @@ pub(super) fn check(
             return refuse(RefusalReason::NotInRegister, "a subject is not in the card holder's family register");
         }
     }
-    let listed = |p: &&Resident| req.subject_resident_ids.iter().any(|id| *id == p.id);
+    let listed = |p: &&Resident| req.subject_resident_ids.contains(&p.id);
     let printed: Vec<&Resident> = match kind_of(t) {
         FamilyRegisterKind::Full => persons,
         FamilyRegisterKind::Personal if req.subject_resident_ids.is_empty() => vec![requester],

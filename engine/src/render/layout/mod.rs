@@ -2,8 +2,14 @@
 //! This module holds what all layouts share: placing text in ruled cells, shrinking it to fit,
 //! and refusing (rather than clipping) what cannot fit.
 
+pub mod disaster_damage;
 pub mod era;
+pub mod family_register;
+pub mod form;
 pub mod resident_record;
+pub mod resident_record_items;
+pub mod seal_registration;
+pub mod tax;
 
 use super::display_list::{Item, Page, TextRun};
 use super::fonts::{run_width, FontRole, FontSet};
