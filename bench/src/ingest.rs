@@ -22,8 +22,11 @@ pub fn run(args: &[String]) {
     .unwrap();
     let loads: Vec<_> = CODES[..links]
         .iter()
-        .map(|code| {
-            bcl_fixtures::generate(&bcl_fixtures::Spec { municipality_code: code.to_string(), households, ..Default::default() }).events
+        .enumerate()
+        .map(|(i, code)| {
+            // A seed per municipality: event ids are global idempotency keys and must not repeat.
+            let spec = bcl_fixtures::Spec { municipality_code: code.to_string(), households, seed: 1000 + i as u64, ..Default::default() };
+            bcl_fixtures::generate(&spec).events
         })
         .collect();
     let total: usize = loads.iter().map(Vec::len).sum();

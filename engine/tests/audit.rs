@@ -200,18 +200,16 @@ async fn verify_passes_on_the_honest_log_and_names_every_kind_of_tampering() {
     // its event id, so it still decodes and the server starts again), restart.
     server.kill9();
     let target = {
-        let db = sled::open(dir.path().join("log")).unwrap();
-        let leaves = db.open_tree("leaves").unwrap();
-        let key = (k as u64).to_be_bytes();
-        let mut leaf = leaves.get(key).unwrap().unwrap().to_vec();
+        use bcl_engine::storage::LogStore;
+        let store = bcl_engine::storage::SledStore::open(&dir.path().join("log")).unwrap();
+        let mut leaf = store.read(k as u64, 1).unwrap().remove(0).1;
         let event_id = match LogLeaf::decode(leaf.as_slice()).unwrap().kind {
             Some(bcl_proto::log_leaf::Kind::ChangeEvent(e)) => e.event_id,
             other => panic!("position {k} is not a change event: {other:?}"),
         };
         let at = leaf.windows(event_id.len()).position(|w| w == event_id.as_bytes()).unwrap();
         leaf[at] = if leaf[at] == b'0' { b'1' } else { b'0' };
-        leaves.insert(key, leaf).unwrap();
-        db.flush().unwrap();
+        store.rewrite_leaf_unchecked(k as u64, leaf).unwrap();
         k as u64
     };
     // Offline export of the stopped data directory: the stored tree still records the original leaf.
