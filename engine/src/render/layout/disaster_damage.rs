@@ -41,7 +41,7 @@ fn sheet(
     let mut c = form::sheet(fonts, &cert.municipality, "罹災証明書", sheet, sheets)?;
     let mut y = form::BODY_TOP;
     let top = y;
-    form::row(&mut c, y, 32.0, &[Part::Label("申請者（世帯主等）", LABEL_W), Part::Value(&cert.applicant_name, "applicant_name", 0.0, NAME, Align::Left)])?;
+    form::row(&mut c, y, 32.0, &[Part::Label("申請者", LABEL_W), Part::Value(&cert.applicant_name, "applicant_name", 0.0, NAME, Align::Left)])?;
     y += 32.0;
     form::row(&mut c, y, 32.0, &[Part::Label("被災住家の所在地", LABEL_W), Part::Value(&cert.address, "address", 0.0, ADDRESS, Align::Left)])?;
     y += 32.0;

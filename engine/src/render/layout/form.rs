@@ -105,9 +105,9 @@ pub fn certification(
     c.text_at(sentence, "certification", FontRole::Mincho, 10.5, LEFT + 12.0, 700.0, Align::Left)?;
     let issued = era_date(issued_on, "issued_on")?;
     c.text_at(&issued, "issued_on", FontRole::Mincho, 10.5, LEFT + 24.0, 728.0, Align::Left)?;
-    // The mayor's name ends left of the official seal (職印) box, which overlaps it as printed forms do.
+    // The mayor's name ends just left of the official seal (職印) box.
     let seal = Cell::new(RIGHT - 62.0, 734.0, 46.0, 46.0);
-    let mayor = Cell::new(LEFT + 150.0, 744.0, seal.x + 14.0 - (LEFT + 150.0), 26.0);
+    let mayor = Cell::new(LEFT + 150.0, 744.0, seal.x - 2.0 - (LEFT + 150.0), 26.0);
     c.fit_in_band(
         mayor,
         mayor.y,

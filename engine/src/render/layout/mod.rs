@@ -11,6 +11,9 @@ pub mod resident_record_items;
 pub mod seal_registration;
 pub mod tax;
 
+#[cfg(test)]
+mod catalogue_tests;
+
 use super::display_list::{Item, Page, TextRun};
 use super::fonts::{run_width, FontRole, FontSet};
 use super::RenderError;
