@@ -19,6 +19,8 @@ enum Command {
     Ingest(cli::ingest_file::Args),
     /// Generate a fixture municipality, ingest it, serve, issue certificates and write the PDFs.
     Demo(cli::demo::Args),
+    /// Administer a municipality: transactions, settlement, settings, maintenance, issuance blocks.
+    Admin(cli::admin::Args),
     /// Audit the transparency log: verifier key, export, verification, inclusion proofs.
     Audit(cli::audit::Args),
     /// Restore the front of a certificate from an image of its back.
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => cli::demo::run(a),
         Command::Descramble(a) => cli::descramble::run(a),
         Command::Audit(a) => cli::audit::run(a),
+        Command::Admin(a) => cli::admin::run(a),
         Command::Fixtures { seed, households, code, out } => cli::write_fixtures(seed, households, &code, &out),
     };
     match result {

@@ -346,6 +346,29 @@ async fn every_type_is_issued_checked_reproduced_and_settled() {
     assert_eq!(s.resident_fees_yen, 400 + 900 + 300 + 450 + 450 + 300 + 300 + fixture_fees);
     let disaster = s.per_type.iter().find(|e| e.r#type == T::DisasterDamage as i32).unwrap();
     assert_eq!((disaster.issuances, disaster.bcl_fee_yen, disaster.store_commission_yen, disaster.resident_fees_yen), (1, 107, 10, 0));
+    // The same figures through `bcl admin`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bcl"))
+        .args(["admin", "--server", &server.url(), "--code", CODE, "settlement", "--month", "2026-04", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["bclFeeYen"], s.bcl_fee_yen);
+    assert_eq!(cli["residentFeesYen"], s.resident_fees_yen);
+    assert_eq!(cli["perType"].as_array().unwrap().len(), s.per_type.len());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bcl"))
+        .args(["admin", "--server", &server.url(), "transactions", "--from", "2026-04-01", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), issued.len());
+    assert_eq!(rows[0]["certificateId"], issued[0].0.as_str());
+    for row in &rows {
+        let row = row.to_string();
+        assert!(!row.contains(&head) && !row.contains(&card), "no resident id or card serial in the transaction list");
+    }
+
     let empty = admin.get_settlement(SettlementRequest { municipality_code: CODE.into(), month: "2026-05".into() }).await.unwrap().into_inner();
     assert_eq!((empty.certificates, empty.bcl_fee_yen), (0, 0));
     let bad = admin.get_settlement(SettlementRequest { municipality_code: CODE.into(), month: "2026-13".into() }).await.unwrap_err();

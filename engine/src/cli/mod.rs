@@ -1,5 +1,6 @@
 //! The subcommands of the `bcl` binary.
 
+pub mod admin;
 pub mod audit;
 pub mod demo;
 pub mod descramble;
