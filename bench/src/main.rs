@@ -4,7 +4,11 @@
 //!   cargo run --release -p bcl-bench -- render      # front PDF, raster, scramble, whole certificate
 //!   cargo run --release -p bcl-bench -- issue       # Issue end to end over gRPC on an idle server
 //!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
+//!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
+//!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
 
+mod audit;
+mod catalogue;
 mod ingest;
 mod issue;
 mod render;
@@ -18,6 +22,8 @@ fn main() {
         "render" => render::run(rest),
         "issue" => issue::run(rest),
         "ingest" => ingest::run(rest),
+        "audit" => audit::run(rest),
+        "catalogue" => catalogue::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);

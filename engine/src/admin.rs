@@ -314,3 +314,55 @@ impl Engine {
         Ok(ledger::settlement(&req.municipality_code, &req.month, records))
     }
 }
+
+impl Engine {
+    /// 中間DB参照: what the engine holds for a resident and what each certificate type would answer now.
+    /// For the municipality's own staff; never logged.
+    pub fn lookup_resident(&self, req: &bcl_proto::LookupResidentRequest) -> Result<bcl_proto::ResidentView, EngineError> {
+        use bcl_projections::ResidentStatus;
+        check_code(&req.municipality_code)?;
+        if req.resident_id.is_empty() || req.resident_id.len() > MAX_TEXT {
+            return Err(EngineError::Invalid("resident_id: required, at most 64 bytes".into()));
+        }
+        let now = self.clock.now();
+        let proj = self.projection.read().expect("projection lock");
+        let m = proj.state.municipality(&req.municipality_code).ok_or_else(|| EngineError::NotFound("municipality".into()))?;
+        let r = m.resident(&req.resident_id).ok_or_else(|| EngineError::NotFound("resident".into()))?;
+        let d = r.birth_date;
+        let eligibility = bcl_projections::eligibility_today(&proj.state, &req.municipality_code, &req.resident_id, now)
+            .into_iter()
+            .map(|(t, answer)| bcl_proto::TypeEligibility {
+                r#type: t as i32,
+                issuable: answer.is_ok(),
+                reason: answer.as_ref().err().map(|e| e.reason.as_str().to_owned()).unwrap_or_default(),
+                message: answer.err().map(|e| e.message).unwrap_or_default(),
+            })
+            .collect();
+        Ok(bcl_proto::ResidentView {
+            municipality_code: req.municipality_code.clone(),
+            resident_id: r.id.clone(),
+            household_id: r.household_id.clone(),
+            family_name: r.family_name.clone(),
+            given_name: r.given_name.clone(),
+            birth_date: format!("{:04}-{:02}-{:02}", d.year, d.month, d.day),
+            address: r.address.clone(),
+            status: match r.status {
+                ResidentStatus::Active => "ACTIVE",
+                ResidentStatus::MoveOutFiled { .. } => "MOVE_OUT_FILED",
+                ResidentStatus::Removed { .. } => "REMOVED",
+            }
+            .into(),
+            household_head: r.household_head,
+            support_measure: r.support_measure,
+            issuance_blocked: m.is_blocked(&r.id),
+            gaiji_pending: r.gaiji_pending,
+            seal_registered: r.seal.as_ref().is_some_and(|s| !s.abolished),
+            tax_years: r.tax.keys().copied().collect(),
+            family_register_id: r.family_register.as_ref().map(|f| f.register_id.clone()).unwrap_or_default(),
+            cards: m.cards().filter(|(_, c)| c.resident_id == r.id).count() as u32,
+            damage_records: m.damage_records(&r.household_id).len() as u32,
+            source_positions: r.provenance.clone(),
+            eligibility,
+        })
+    }
+}

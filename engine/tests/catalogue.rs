@@ -369,6 +369,24 @@ async fn every_type_is_issued_checked_reproduced_and_settled() {
         assert!(!row.contains(&head) && !row.contains(&card), "no resident id or card serial in the transaction list");
     }
 
+    // 中間DB参照 of the wife: what is held, and the answer per type (no seal → NO_SEAL_REGISTRATION).
+    let view = admin
+        .lookup_resident(bcl_proto::LookupResidentRequest { municipality_code: CODE.into(), resident_id: wife.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((view.household_id.as_str(), view.status.as_str(), view.seal_registered), (household.as_str(), "ACTIVE", false));
+    assert!(view.tax_years.contains(&fy) && view.family_register_id == "F9000001");
+    let answer = |t: T| view.eligibility.iter().find(|e| e.r#type == t as i32).map(|e| (e.issuable, e.reason.clone())).unwrap();
+    assert_eq!(answer(T::SealRegistration), (false, "NO_SEAL_REGISTRATION".to_string()));
+    assert_eq!(answer(T::DisasterDamage), (true, String::new()));
+    assert_eq!(answer(T::ResidentRecord), (true, String::new()));
+    let missing = admin
+        .lookup_resident(bcl_proto::LookupResidentRequest { municipality_code: CODE.into(), resident_id: "R-NOBODY".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
     let empty = admin.get_settlement(SettlementRequest { municipality_code: CODE.into(), month: "2026-05".into() }).await.unwrap().into_inner();
     assert_eq!((empty.certificates, empty.bcl_fee_yen), (0, 0));
     let bad = admin.get_settlement(SettlementRequest { municipality_code: CODE.into(), month: "2026-13".into() }).await.unwrap_err();

@@ -15,7 +15,7 @@ mod testkit;
 
 pub use date::{DateError, Era, JstDateTime, Wareki};
 pub use eligibility::{
-    build_certificate, build_resident_record, check_request, check_resident_record, fiscal_year_of, grade_wording,
+    build_certificate, build_resident_record, check_request, check_resident_record, eligibility_today, fiscal_year_of, grade_wording,
     is_year_end_closure, resident_fee, CodeFamily, PersonPlan, Plan, Refusal, RefusalReason, ResidentRecordPlan,
 };
 pub use fold::ApplyError;

@@ -50,6 +50,8 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// 中間DB参照: what the engine holds for a resident and what each certificate type would answer now.
+    Lookup { resident_id: String },
     /// 発行禁止: block or unblock kiosk issuance for a resident.
     Block {
         resident_id: String,
@@ -148,6 +150,26 @@ pub fn run(args: Args) -> CliResult {
                     .into_inner();
                 let state = bcl_proto::MunicipalityState::try_from(s.state).map_or("?", |m| m.as_str_name());
                 println!("{} {state} applied_seq={} received_seq={} backlog={}", s.municipality_code, s.applied_seq, s.received_seq, s.backlog);
+            }
+            Command::Lookup { resident_id } => {
+                let v = client
+                    .lookup_resident(bcl_proto::LookupResidentRequest { municipality_code: code, resident_id })
+                    .await?
+                    .into_inner();
+                let eligibility: Vec<_> = v
+                    .eligibility
+                    .iter()
+                    .map(|e| serde_json::json!({"type": type_name(e.r#type), "issuable": e.issuable, "reason": e.reason, "message": e.message}))
+                    .collect();
+                println!("{}", serde_json::json!({
+                    "residentId": v.resident_id, "householdId": v.household_id, "familyName": v.family_name,
+                    "givenName": v.given_name, "birthDate": v.birth_date, "address": v.address, "status": v.status,
+                    "householdHead": v.household_head, "supportMeasure": v.support_measure,
+                    "issuanceBlocked": v.issuance_blocked, "gaijiPending": v.gaiji_pending,
+                    "sealRegistered": v.seal_registered, "taxYears": v.tax_years, "familyRegisterId": v.family_register_id,
+                    "cards": v.cards, "damageRecords": v.damage_records, "sourcePositions": v.source_positions,
+                    "eligibility": eligibility,
+                }));
             }
             Command::Block { resident_id, unblock } => {
                 client

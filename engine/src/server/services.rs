@@ -114,4 +114,8 @@ impl Admin for Services {
     async fn get_settlement(&self, request: Request<SettlementRequest>) -> Result<Settlement> {
         self.engine.settlement(&request.into_inner()).map(Response::new).map_err(to_status)
     }
+
+    async fn lookup_resident(&self, request: Request<bcl_proto::LookupResidentRequest>) -> Result<bcl_proto::ResidentView> {
+        self.engine.lookup_resident(&request.into_inner()).map(Response::new).map_err(to_status)
+    }
 }

@@ -340,3 +340,18 @@ fn fees_follow_the_municipality_per_type() {
     req.r#type = T::TaxAssessment as i32;
     assert_eq!(check_request(&state, &req, now(NOON)).unwrap().fee_yen(), 900);
 }
+
+#[test]
+fn lookup_answers_every_type_with_the_residents_own_card() {
+    let state = state_with(vec![], vec![]);
+    let answers = eligibility_today(&state, CODE, "S", now(NOON));
+    assert_eq!(answers.len(), 9);
+    let reason = |t: T| answers.iter().find(|(x, _)| *x == t).unwrap().1.as_ref().err().map(|r| r.reason);
+    assert_eq!(reason(T::ResidentRecord), None);
+    assert_eq!(reason(T::SealRegistration), Some(RefusalReason::NoSealRegistration), "S's seal is abolished");
+    assert_eq!(reason(T::TaxAssessment), None, "S is assessed (非課税) for 2026");
+    assert_eq!(reason(T::FamilyRegister), None);
+    // C is 10: every type is UNDER_AGE; someone without a card is UNKNOWN_CARD.
+    assert!(eligibility_today(&state, CODE, "C", now(NOON)).iter().all(|(_, a)| a.as_ref().err().map(|r| r.reason) == Some(RefusalReason::UnderAge)));
+    assert!(eligibility_today(&state, CODE, "nobody", now(NOON)).iter().all(|(_, a)| a.as_ref().err().map(|r| r.reason) == Some(RefusalReason::UnknownCard)));
+}

@@ -20,6 +20,7 @@ mod catalogue;
 mod disaster;
 mod family_register;
 mod items;
+mod lookup;
 mod person;
 mod seal;
 mod tax;
@@ -28,6 +29,7 @@ mod catalogue_tests;
 
 pub use catalogue::{build_certificate, check_request, PersonPlan, Plan};
 pub use disaster::grade_wording;
+pub use lookup::{eligibility_today, ALL_TYPES};
 pub use tax::fiscal_year_of;
 
 /// Kiosks print at most this many copies per request.
