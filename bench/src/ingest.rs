@@ -31,6 +31,34 @@ pub fn run(args: &[String]) {
         .collect();
     let total: usize = loads.iter().map(Vec::len).sum();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if args.iter().any(|a| a == "--in-process") {
+        // The engine alone: validation, admission, fold and the durable append, without gRPC encoding and
+        // decoding (which, on this 2-core machine, would share the cores with the writer).
+        rt.block_on(async move {
+            let started = Instant::now();
+            let tasks: Vec<_> = loads
+                .into_iter()
+                .map(|events| {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        for chunk in events.chunks(batch) {
+                            engine.append(chunk.to_vec()).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "\n### Durable ingest, in process (`cargo run --release -p bcl-bench -- ingest --in-process --households {households} --batch {batch} --links {links}`)\n\n\
+                 | events | links | batch | seconds | events/s |\n|---:|---:|---:|---:|---:|\n| {total} | {links} | {batch} | {secs:.2} | {:.0} |",
+                total as f64 / secs
+            );
+        });
+        return;
+    }
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

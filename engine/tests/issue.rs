@@ -225,3 +225,44 @@ async fn outside_service_hours_and_year_end_are_refused() {
         assert_eq!(reason(&err), "OUT_OF_HOURS", "at {now}");
     }
 }
+
+/// A character no embedded font can draw refuses the issuance with a reason; no certificate with a blank
+/// box is ever produced, and the refusal does not echo the name.
+#[tokio::test]
+async fn undrawable_character_is_refused_not_printed() {
+    use bcl_proto::{CardIssued, ResidentRegistered, Sex};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let ev = |seq: u64, body: Body| ChangeEvent {
+        municipality_code: CODE.into(),
+        source_seq: seq,
+        event_id: format!("00000000-0000-4000-8000-{seq:012x}"),
+        effective_date: "2020-04-01".into(),
+        body: Some(body),
+    };
+    let events = vec![
+        ev(1, Body::ResidentRegistered(ResidentRegistered {
+            resident_id: "R1".into(),
+            household_id: "H1".into(),
+            family_name: "\u{10FFFD}田".into(), // a private-use character: no font has a glyph for it
+            given_name: "一郎".into(),
+            family_name_kana: "タダ".into(),
+            given_name_kana: "イチロウ".into(),
+            birth_date: "1970-01-01".into(),
+            sex: Sex::Male as i32,
+            address: "東京都千代田区一番町１番".into(),
+            household_head: true,
+            relationship: "世帯主".into(),
+            resident_since: "2020-04-01".into(),
+            address_since: "2020-04-01".into(),
+            ..Default::default()
+        })),
+        ev(2, Body::CardIssued(CardIssued { resident_id: "R1".into(), card_serial: "CARD00000001".into() })),
+    ];
+    append_all(&server, &events).await;
+    configure(&server, CODE).await;
+    let err = server.issuance().await.issue(resident_record("u1", "CARD00000001", &[])).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(reason(&err), "UNDRAWABLE_CHARACTER");
+    assert!(err.message().contains("field ") && !err.message().contains('田'), "{}", err.message());
+}
