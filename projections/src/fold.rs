@@ -88,7 +88,7 @@ impl State {
         }
         m.received.insert(seq, ev.event_id.clone());
         let Municipality { link, registry, .. } = m;
-        link.receive(position, ev.clone(), |pos, e| registry.apply_event(pos, e));
+        link.receive(position, ev, |pos, e| registry.apply_event(pos, e));
         self.events.insert(
             ev.event_id.clone(),
             EventRef { position, digest },
