@@ -1,0 +1,209 @@
+//! Golden certificates, one per type: fixed records rendered with a fixed secret and clock. The text
+//! (`pdftotext -layout`) must equal the stored text exactly, and the first front page rendered by
+//! `pdftoppm` must match the stored PNG within a small tolerance (rasterizers differ in antialiasing
+//! between poppler versions, not in where the ink is). `BCL_BLESS=1` rewrites the stored files after a
+//! deliberate layout change; look at the PNGs before committing them.
+
+use bcl_engine::certificate::render;
+use bcl_engine::render::Renderer;
+use bcl_engine::secrets::MasterSecret;
+use bcl_projections::record::*;
+use bcl_projections::JstDateTime;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn header() -> MunicipalityHeader {
+    MunicipalityHeader { code: "131016".into(), name: "東京都千代田区".into(), mayor_title: "千代田区長".into(), mayor_name: "千代田　太郎".into() }
+}
+
+fn d(year: i32, month: u32, day: u32) -> Date {
+    Date { year, month, day }
+}
+
+const ADDRESS: &str = "東京都千代田区神田神保町二丁目12番地3";
+
+fn documents() -> Vec<(&'static str, CertificateDocument)> {
+    let id = |t: &str| format!("131016-GOLDEN{t}");
+    let person = |given: &str, birth: Date, sex: Sex| RegisterPerson {
+        family_name: "髙橋".into(),
+        given_name: given.into(),
+        birth_date: birth,
+        sex,
+        address: Some((ADDRESS.into(), d(2010, 10, 1))),
+        previous_address: Some("大阪府大阪市北区梅田一丁目1番2号".into()),
+    };
+    let register = vec![
+        person("一郎", d(1960, 1, 10), Sex::Male),
+        person("花子", d(1962, 3, 3), Sex::Female),
+        person("健太", d(1990, 8, 15), Sex::Male),
+    ];
+    vec![
+        (
+            "resident_record_items",
+            CertificateDocument::ResidentRecordItems(ResidentRecordItemsCertificate {
+                municipality: header(),
+                certificate_id: id("ITEMS"),
+                issued_on: d(2026, 4, 1),
+                address: ADDRESS.into(),
+                household_head_name: Some("髙橋　一郎".into()),
+                persons: vec![ItemsPerson {
+                    family_name: "髙橋".into(),
+                    given_name: "一郎".into(),
+                    birth_date: d(1960, 1, 10),
+                    sex: Sex::Male,
+                    relationship: Some("世帯主".into()),
+                    registered_domicile: Some("東京都千代田区千代田1番".into()),
+                    domicile_head: Some("髙橋　一郎".into()),
+                    personal_number: None,
+                }],
+                copies: 1,
+            }),
+        ),
+        (
+            "seal_registration",
+            CertificateDocument::Seal(SealCertificate {
+                municipality: header(),
+                certificate_id: id("SEAL"),
+                issued_on: d(2026, 4, 1),
+                registration_number: "0000014".into(),
+                family_name: "髙橋".into(),
+                given_name: "一郎".into(),
+                birth_date: d(1960, 1, 10),
+                sex: Sex::Male,
+                address: ADDRESS.into(),
+                seal_image_png: bcl_fixtures::seal::seal_png("髙橋"),
+                copies: 1,
+            }),
+        ),
+        (
+            "tax_exempt",
+            CertificateDocument::Tax(TaxCertificate {
+                kind: TaxCertificateKind::Assessment,
+                municipality: header(),
+                certificate_id: id("TAX"),
+                issued_on: d(2026, 4, 1),
+                fiscal_year: 2026,
+                family_name: "髙橋".into(),
+                given_name: "花子".into(),
+                birth_date: d(1962, 3, 3),
+                address: ADDRESS.into(),
+                total_income: 980_000,
+                taxable_income: 0,
+                municipal_tax: 0,
+                prefectural_tax: 0,
+                exempt: true,
+                copies: 1,
+            }),
+        ),
+        (
+            "income",
+            CertificateDocument::Tax(TaxCertificate {
+                kind: TaxCertificateKind::Income,
+                municipality: header(),
+                certificate_id: id("INCOME"),
+                issued_on: d(2026, 4, 1),
+                fiscal_year: 2026,
+                family_name: "髙橋".into(),
+                given_name: "一郎".into(),
+                birth_date: d(1960, 1, 10),
+                address: ADDRESS.into(),
+                total_income: 6_393_000,
+                taxable_income: 5_004_000,
+                municipal_tax: 303_200,
+                prefectural_tax: 201_100,
+                exempt: false,
+                copies: 1,
+            }),
+        ),
+        (
+            "family_register",
+            CertificateDocument::FamilyRegister(FamilyRegisterCertificate {
+                kind: FamilyRegisterKind::Full,
+                municipality: header(),
+                certificate_id: id("FR"),
+                issued_on: d(2026, 4, 1),
+                domicile: "東京都千代田区千代田1番".into(),
+                head: "髙橋　一郎".into(),
+                persons: register.iter().map(|p| RegisterPerson { address: None, previous_address: None, ..p.clone() }).collect(),
+                copies: 1,
+            }),
+        ),
+        (
+            "family_register_annex",
+            CertificateDocument::FamilyRegister(FamilyRegisterCertificate {
+                kind: FamilyRegisterKind::Annex,
+                municipality: header(),
+                certificate_id: id("FRA"),
+                issued_on: d(2026, 4, 1),
+                domicile: "東京都千代田区千代田1番".into(),
+                head: "髙橋　一郎".into(),
+                persons: register,
+                copies: 1,
+            }),
+        ),
+        (
+            "disaster_damage",
+            CertificateDocument::DisasterDamage(DisasterDamageCertificate {
+                municipality: header(),
+                certificate_id: id("DD"),
+                issued_on: d(2026, 4, 1),
+                applicant_name: "髙橋　花子".into(),
+                address: ADDRESS.into(),
+                household_names: vec!["髙橋　一郎".into(), "髙橋　花子".into(), "髙橋　健太".into()],
+                damages: vec![DamageEntry { disaster_name: "令和7年9月豪雨".into(), disaster_date: d(2025, 9, 10), grade: "中規模半壊".into() }],
+                copies: 1,
+            }),
+        ),
+    ]
+}
+
+fn tool(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} is required ({e})"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+fn gray_png(path: &Path) -> (u32, u32, Vec<u8>) {
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    let channels = frame.color_type.samples();
+    let pixels = buf[..frame.buffer_size()].chunks(channels).map(|p| p[0]).collect();
+    (frame.width, frame.height, pixels)
+}
+
+#[test]
+fn every_type_matches_its_golden_text_and_image() {
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bless = std::env::var_os("BCL_BLESS").is_some();
+    let renderer = Renderer::load_default().expect("fonts (run scripts/setup.sh)");
+    let secret = MasterSecret::from_bytes([7; 32]);
+    let issued_at = JstDateTime::parse_rfc3339("2026-04-01T10:00:00+09:00").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (name, doc) in documents() {
+        let pdf = render(&renderer, &secret, &doc, issued_at).unwrap().pdf;
+        let path = dir.path().join(format!("{name}.pdf"));
+        std::fs::write(&path, &pdf).unwrap();
+        let p = path.to_str().unwrap();
+        let text = String::from_utf8(tool("pdftotext", &["-layout", p, "-"])).unwrap();
+        let prefix = dir.path().join(name);
+        tool("pdftoppm", &["-r", "40", "-gray", "-png", "-f", "1", "-l", "1", "-singlefile", p, prefix.to_str().unwrap()]);
+        let rendered = prefix.with_extension("png");
+        let (text_file, png_file) = (golden.join(format!("{name}.txt")), golden.join(format!("{name}.png")));
+        if bless {
+            std::fs::write(&text_file, &text).unwrap();
+            std::fs::copy(&rendered, &png_file).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&text_file).unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
+        assert_eq!(text, expected, "{name}: text differs from tests/golden/{name}.txt");
+        let (w, h, got) = gray_png(&rendered);
+        let (ew, eh, want) = gray_png(&png_file);
+        assert_eq!((w, h), (ew, eh), "{name}: page size");
+        let mean = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / got.len() as f64;
+        let far = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 96).count() as f64 / got.len() as f64;
+        assert!(mean < 1.5 && far < 0.003, "{name}: image differs (mean {mean:.3}, far {far:.4})");
+    }
+}
