@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .codec_path("crate::codec::BclCodec")
         .compile_fds(fds)?;
     pbjson_build::Builder::new().register_descriptors(&descriptor_bytes)?.build(&[".bcl.v1"])?;
     Ok(())

@@ -220,3 +220,58 @@ fn ingest_cli_reports_malformed_lines_by_number_without_content() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2") && err.contains("UTF-8"), "{err}");
 }
+
+/// Bytes that are not a valid protobuf request (here: a name that is not UTF-8) are the caller's malformed
+/// input: INVALID_ARGUMENT naming the field, nothing written, the server stays up.
+#[tokio::test]
+async fn invalid_utf8_over_grpc_is_invalid_argument() {
+    use prost::Message;
+    use tonic::codec::{Codec, EncodeBuf, Encoder};
+
+    /// Sends pre-encoded request bytes as they are.
+    #[derive(Default)]
+    struct RawCodec;
+    struct RawEncoder;
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            use bytes::BufMut;
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = bcl_proto::AppendResponse;
+        type Encoder = RawEncoder;
+        type Decoder = tonic_prost::ProstDecoder<bcl_proto::AppendResponse>;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> Self::Decoder {
+            tonic_prost::ProstDecoder::default()
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let mut event = registered(CODE, 1, "R1");
+    if let Some(Body::ResidentRegistered(r)) = &mut event.body {
+        r.family_name = "QQ".into();
+    }
+    let mut bytes = AppendRequest { events: vec![event] }.encode_to_vec();
+    let at = bytes.windows(2).position(|w| w == b"QQ").unwrap();
+    bytes[at] = 0xff;
+    bytes[at + 1] = 0xfe;
+
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/bcl.v1.Ingest/Append");
+    let err = grpc.unary(tonic::Request::new(bytes), path, RawCodec).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("UTF-8"), "{}", err.message());
+    // Nothing was written and the server still serves.
+    let err = server.ingest().await.get_municipality_status(bcl_proto::MunicipalityRef { municipality_code: CODE.into() }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}

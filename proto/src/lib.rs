@@ -2,6 +2,8 @@
 //! impls that follow the proto3 canonical JSON mapping, which is the JSON Lines interchange format of the
 //! data link.
 
+pub mod codec;
+
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/bcl.v1.rs"));
