@@ -106,6 +106,23 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Finds one tree node in a batch record by scanning its fixed-size node entries.
+fn node_in_record(first: u64, bytes: &[u8], id: NodeId) -> Result<Option<Hash>, StorageError> {
+    let corrupt = |what| StorageError::Corrupt { position: first, what };
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(1).ok_or(corrupt("empty batch record"))?[0] != VERSION {
+        return Err(corrupt("unknown batch record version"));
+    }
+    let node_count = r.u32().ok_or(corrupt("truncated batch record"))? as usize;
+    for _ in 0..node_count {
+        let e = r.take(NODE_ENTRY).ok_or(corrupt("truncated tree node"))?;
+        if e[0] == id.level && e[1..9] == id.index.to_le_bytes() {
+            return Ok(Some(e[9..].try_into().expect("32 bytes")));
+        }
+    }
+    Ok(None)
+}
+
 fn decode_key(key: &[u8]) -> Result<u64, StorageError> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| StorageError::Corrupt { position: 0, what: "malformed key" })?;
     Ok(u64::from_be_bytes(bytes))
@@ -202,8 +219,21 @@ impl LogStore for SledStore {
         else {
             return Ok(None);
         };
-        let Some(batch) = self.batch_at(last_leaf)? else { return Ok(None) };
-        Ok(batch.nodes.iter().find(|(n, _)| *n == id).map(|(_, h)| *h))
+        if last_leaf >= self.len() {
+            return Ok(None);
+        }
+        if let Some((_, b)) = self.last.lock().expect("batch cache").as_ref() {
+            if b.first <= last_leaf && last_leaf < b.end() {
+                return Ok(b.nodes.iter().find(|(n, _)| *n == id).map(|(_, h)| *h));
+            }
+        }
+        // A proof touches about one node per level, each in another batch: scan only the record's node
+        // section instead of decoding (and copying) its leaves.
+        let Some(item) = self.batches.range(..=last_leaf.to_be_bytes()).next_back() else {
+            return Err(StorageError::Corrupt { position: last_leaf, what: "no batch holds this position" });
+        };
+        let (key, value) = item.map_err(backend)?;
+        node_in_record(decode_key(&key)?, &value, id)
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {

@@ -1,0 +1,146 @@
+//! The audit figures: leaf hashing + root recomputation (what `bcl audit verify` does first), the writer's
+//! per-batch tree extension, durable append with tree nodes, inclusion proofs from stored nodes, and the
+//! projection fold of the auditor's rebuild. Budgets: ≥ 1,000,000 events/s hashing + root, ≥ 300,000
+//! events/s fold, inclusion proof ≤ 1 ms.
+
+use bcl_engine::audit::log::{AuditLog, StoreNodes};
+use bcl_engine::audit::merkle::{self, MemoryTree};
+use bcl_engine::audit::note::{NoteSigner, NoteVerifier};
+use bcl_engine::audit::verify;
+use bcl_engine::storage::{LogStore, SledStore};
+use bcl_proto::{log_leaf::Kind, LogLeaf};
+use prost::Message;
+use std::time::Instant;
+
+pub fn run(args: &[String]) {
+    let households: usize = crate::arg(args, "--households", 20_000);
+    let spec = bcl_fixtures::Spec { households, ..Default::default() };
+    let leaves: Vec<Vec<u8>> = bcl_fixtures::generate(&spec)
+        .events
+        .into_iter()
+        .map(|e| LogLeaf { kind: Some(Kind::ChangeEvent(e)) }.encode_to_vec())
+        .collect();
+    let n = leaves.len();
+    let bytes: usize = leaves.iter().map(Vec::len).sum();
+    println!(
+        "\n### Audit (`cargo run --release -p bcl-bench -- audit --households {households}`): {n} change-event leaves, {:.0} bytes on average\n",
+        bytes as f64 / n as f64
+    );
+    println!("| what | leaves | seconds | leaves/s |\n|---|---:|---:|---:|");
+    let row = |what: &str, count: usize, secs: f64| println!("| {what} | {count} | {secs:.3} | {:.0} |", count as f64 / secs);
+
+    // Hashing + root with every node kept (the auditor's tree: proofs and bisection need the nodes).
+    let t = Instant::now();
+    let mut tree = MemoryTree::new();
+    leaves.iter().for_each(|l| tree.push(l));
+    let root = tree.root();
+    row("leaf hashing + root, all nodes kept (auditor)", n, t.elapsed().as_secs_f64());
+
+    // The writer's extension, in ingest-sized batches.
+    let signer = NoteSigner::new("bcl.example/log-bench", &[1u8; 32]).unwrap();
+    let vkey = signer.verifier_key();
+    let store = bcl_engine::storage::MemoryStore::default();
+    let log = AuditLog::open(&store, signer).unwrap();
+    let t = Instant::now();
+    for chunk in leaves.chunks(1000) {
+        let ext = log.extend(chunk);
+        store.append_durable(chunk, &ext.nodes).unwrap();
+        log.commit(ext);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(log.checkpoint().checkpoint.root, root);
+    row("writer: hash batch of 1000 + store nodes in memory + sign checkpoint", n, secs);
+
+    // Durable: leaves and nodes in one sled transaction + flush per batch of 1000.
+    let dir = tempfile::tempdir().unwrap();
+    let sled = SledStore::open(&dir.path().join("log")).unwrap();
+    let slog = AuditLog::open(&sled, NoteSigner::new("bcl.example/log-bench", &[1u8; 32]).unwrap()).unwrap();
+    let t = Instant::now();
+    for chunk in leaves.chunks(1000) {
+        let ext = slog.extend(chunk);
+        sled.append_durable(chunk, &ext.nodes).unwrap();
+        slog.commit(ext);
+    }
+    row("sled: durable append of leaves + tree nodes, batches of 1000", n, t.elapsed().as_secs_f64());
+    let proofs_after_append = proofs(&sled, &tree, "right after the append");
+
+    // What the nodes cost in the durable path: the same batches without them (the log before the tree was
+    // stored) and with them written by two batches instead of one transaction.
+    let extensions: Vec<Vec<(merkle::NodeId, merkle::Hash)>> = {
+        let mut frontier = merkle::Frontier::new();
+        leaves
+            .chunks(1000)
+            .map(|chunk| {
+                let mut nodes = Vec::new();
+                chunk.iter().for_each(|l| frontier.append(merkle::leaf_hash(l), &mut nodes));
+                nodes
+            })
+            .collect()
+    };
+    for (what, with_nodes) in [("sled raw: leaves only, one batch + flush (no tree)", false), ("sled raw: leaves + nodes as two batches + one flush", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).flush_every_ms(None).open().unwrap();
+        let (lt, nt) = (db.open_tree("leaves").unwrap(), db.open_tree("nodes").unwrap());
+        let t = Instant::now();
+        let mut position = 0u64;
+        for (chunk, nodes) in leaves.chunks(1000).zip(&extensions) {
+            let mut b = sled::Batch::default();
+            for leaf in chunk {
+                b.insert(&position.to_be_bytes(), leaf.as_slice());
+                position += 1;
+            }
+            lt.apply_batch(b).unwrap();
+            if with_nodes {
+                let mut b = sled::Batch::default();
+                nodes.iter().for_each(|(id, h)| b.insert(&id.to_key(), h));
+                nt.apply_batch(b).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        row(what, n, t.elapsed().as_secs_f64());
+    }
+
+    // The auditor's whole check without re-rendering: signature, hashing, root, fold.
+    let note = log.checkpoint().note.clone();
+    let verifier = NoteVerifier::parse(&vkey).unwrap();
+    let mut quiet = |_: &str, _: u64, _: u64| {};
+    let report = verify::verify(
+        &verifier,
+        verify::Source { note: &note, leaves: &leaves, recorded_hashes: None },
+        verify::Options { previous_note: None, reproducer: None, oracle: None, progress: &mut quiet },
+    );
+    assert!(report.ok(), "{:?}", report.failures);
+    row("verify: leaf hashing + root recomputation", n, report.hash_seconds);
+    row("verify: projections folded from scratch", n, report.fold_seconds);
+
+    println!("{proofs_after_append}");
+    println!("{}", proofs(&sled, &tree, "after the other measurements"));
+}
+
+/// Inclusion and consistency proofs from the sled store's nodes (what GetInclusionProof does), verified.
+fn proofs(sled: &SledStore, tree: &MemoryTree, when: &str) -> String {
+    let root = tree.root();
+    let n = tree.size() as usize;
+    let size = n as u64;
+    let nodes = StoreNodes(sled);
+    let indices: Vec<u64> = (0..1000u64).map(|i| (i * 7_919_993) % size).collect();
+    let t = Instant::now();
+    let proofs: Vec<_> = indices.iter().map(|&i| merkle::inclusion_proof(&nodes, i, size).unwrap()).collect();
+    let prove_us = t.elapsed().as_secs_f64() * 1e6 / indices.len() as f64;
+    let t = Instant::now();
+    for (&i, p) in indices.iter().zip(&proofs) {
+        merkle::verify_inclusion(&tree.leaf(i).unwrap(), i, size, p, &root).unwrap();
+    }
+    let verify_us = t.elapsed().as_secs_f64() * 1e6 / indices.len() as f64;
+    let t = Instant::now();
+    for i in 0..1000u64 {
+        merkle::consistency_proof(&nodes, size / 2 + i, size).unwrap();
+    }
+    let consistency_us = t.elapsed().as_secs_f64() * 1e6 / 1000.0;
+    format!(
+        "\n| proof (tree of {n}, from sled-stored nodes, {when}) | µs per proof |\n|---|---:|\n\
+         | inclusion proof, generate ({} hashes) | {prove_us:.1} |\n| inclusion proof, verify | {verify_us:.1} |\n\
+         | consistency proof, generate | {consistency_us:.1} |",
+        proofs[0].len()
+    )
+}
