@@ -26,14 +26,27 @@ impl Projection {
             Some(Kind::Issuance(_)) | None => None,
         };
         if let Some(code) = municipality {
-            match self.last_change.get_mut(code.as_str()) {
-                Some(p) => *p = position,
-                None => {
-                    self.last_change.insert(code.clone(), position);
-                }
-            }
+            let code = code.clone();
+            self.touch(&code, position);
         }
         self.leaf_count += 1;
+    }
+
+    /// Folds a change event as a leaf, with its digest already computed (the ingest hot path).
+    pub fn apply_change_event(&mut self, ev: &bcl_proto::ChangeEvent, digest: [u8; 32]) {
+        let position = self.leaf_count;
+        self.state.apply_change_event(position, ev, digest);
+        self.touch(&ev.municipality_code, position);
+        self.leaf_count += 1;
+    }
+
+    fn touch(&mut self, code: &str, position: u64) {
+        match self.last_change.get_mut(code) {
+            Some(p) => *p = position,
+            None => {
+                self.last_change.insert(code.to_string(), position);
+            }
+        }
     }
 
     /// Whether anything about `municipality` changed at or after `position`.

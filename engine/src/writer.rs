@@ -16,6 +16,7 @@ use crate::storage::LogStore;
 use bcl_projections::Admission;
 use bcl_proto::{log_leaf::Kind, AdminAction, ChangeEvent, IssuanceRecord, LinkAnomaly, LogLeaf};
 use prost::Message;
+use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -179,6 +180,16 @@ fn push_leaf(proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, kind: Kind) -> u6
     position
 }
 
+/// The encoding of `LogLeaf { change_event: ev }` built from the event's own encoding: field 1, wire type 2
+/// (length-delimited), the length as a varint, then the bytes. Identical to prost's output for that leaf.
+fn change_event_leaf(event: &[u8]) -> Vec<u8> {
+    let mut leaf = Vec::with_capacity(event.len() + 11);
+    leaf.push(0x0A);
+    prost::encoding::encode_varint(event.len() as u64, &mut leaf);
+    leaf.extend_from_slice(event);
+    leaf
+}
+
 fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>) -> Pending {
     match command {
         Command::Append { events, at, reply } => {
@@ -202,8 +213,12 @@ fn decide_append(
     proj: &mut Projection,
     leaves: &mut Vec<Vec<u8>>,
 ) -> Result<AppendOutcome, EngineError> {
+    // Each event is encoded and hashed once: the digest serves admission and the fold, the encoding
+    // becomes the stored leaf.
+    let encoded: Vec<Vec<u8>> = events.iter().map(Message::encode_to_vec).collect();
+    let digests: Vec<[u8; 32]> = encoded.iter().map(|e| Sha256::digest(e).into()).collect();
     // Decide the whole request before folding any of it, so it stays all-or-nothing.
-    let admissions = proj.state.admit_batch(&events);
+    let admissions = proj.state.admit_batch_with_digests(&events, &digests);
     if let Some((ev, kind)) = events.iter().zip(&admissions).find_map(|(ev, a)| match a {
         Admission::Conflict { kind } => Some((ev, *kind)),
         _ => None,
@@ -223,9 +238,14 @@ fn decide_append(
         return Err(EngineError::SequenceConflict { municipality, source_seq, kind: kind.as_str() });
     }
     let mut positions: Vec<u64> = Vec::with_capacity(events.len());
-    for (ev, admission) in events.into_iter().zip(admissions) {
+    for (i, (ev, admission)) in events.iter().zip(admissions).enumerate() {
         let position = match admission {
-            Admission::New => push_leaf(proj, leaves, Kind::ChangeEvent(ev)),
+            Admission::New => {
+                let position = proj.leaf_count;
+                leaves.push(change_event_leaf(&encoded[i]));
+                proj.apply_change_event(ev, digests[i]);
+                position
+            }
             Admission::Duplicate { position } => position,
             Admission::DuplicateInBatch { index } => positions[index],
             Admission::Conflict { .. } => unreachable!("conflicts were handled above"),
@@ -257,4 +277,25 @@ fn decide_issue(
     }
     let position = push_leaf(proj, leaves, Kind::Issuance(record));
     Ok(IssueCommit::Committed { position })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bcl_proto::{change_event::Body, CardRevoked};
+
+    #[test]
+    fn change_event_leaf_matches_prost() {
+        for n in [0usize, 1, 100, 200, 5000] {
+            let ev = ChangeEvent {
+                municipality_code: "131016".into(),
+                source_seq: 9,
+                event_id: "e".repeat(n),
+                effective_date: "2026-04-01".into(),
+                body: Some(Body::CardRevoked(CardRevoked { card_serial: "X".into() })),
+            };
+            let expected = LogLeaf { kind: Some(Kind::ChangeEvent(ev.clone())) }.encode_to_vec();
+            assert_eq!(change_event_leaf(&ev.encode_to_vec()), expected, "event id of {n} bytes");
+        }
+    }
 }

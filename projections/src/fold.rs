@@ -69,8 +69,18 @@ impl State {
         Some(self.municipalities.entry(code.to_owned()).or_default())
     }
 
+    /// Folds a change event whose digest the caller already computed: the same as [`State::apply`] on a
+    /// `LogLeaf` holding it.
+    pub fn apply_change_event(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32]) {
+        self.leaves = self.leaves.max(position.saturating_add(1));
+        self.apply_change_with_digest(position, ev, digest);
+    }
+
     fn apply_change(&mut self, position: u64, ev: &ChangeEvent) {
-        let digest = event_digest(ev);
+        self.apply_change_with_digest(position, ev, event_digest(ev));
+    }
+
+    fn apply_change_with_digest(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32]) {
         let known = self.events.get(&ev.event_id).map(|k| k.digest);
         let Some(m) = self.municipality_mut(&ev.municipality_code) else { return };
         let seq = ev.source_seq;

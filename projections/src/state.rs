@@ -343,13 +343,20 @@ impl State {
     /// content is a `Conflict`. The engine appends exactly the `New` events, in batch order, and then folds
     /// them with [`State::apply`]; no scratch copy of the state is needed.
     pub fn admit_batch(&self, events: &[ChangeEvent]) -> Vec<Admission> {
+        let digests: Vec<[u8; 32]> = events.iter().map(event_digest).collect();
+        self.admit_batch_with_digests(events, &digests)
+    }
+
+    /// [`State::admit_batch`] with the events' digests already computed (the writer hashes each event once
+    /// for admission, the fold and the leaf).
+    pub fn admit_batch_with_digests(&self, events: &[ChangeEvent], digests: &[[u8; 32]]) -> Vec<Admission> {
         let mut by_id: HashMap<&str, (usize, [u8; 32])> = HashMap::new();
         let mut by_seq: HashMap<(&str, u64), usize> = HashMap::new();
         events
             .iter()
             .enumerate()
             .map(|(index, ev)| {
-                let digest = event_digest(ev);
+                let digest = digests[index];
                 let admission = match self.admit(ev, &digest) {
                     Admission::New => match by_id.get(ev.event_id.as_str()) {
                         Some((earlier, d)) if *d == digest => Admission::DuplicateInBatch { index: *earlier },
