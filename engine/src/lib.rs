@@ -16,4 +16,5 @@ pub mod scramble;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod verify;
 pub mod writer;

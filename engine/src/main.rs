@@ -25,6 +25,8 @@ enum Command {
     Audit(cli::audit::Args),
     /// Restore the front of a certificate from an image of its back.
     Descramble(cli::descramble::Args),
+    /// Verify a scan of a certificate's back against the certificate re-rendered from the log.
+    Verify(cli::verify::Args),
     /// Write a synthetic municipality as JSON Lines (see the bcl-fixtures crate).
     Fixtures {
         #[arg(long, default_value_t = 42)]
@@ -46,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(a) => cli::ingest_file::run(a),
         Command::Demo(a) => cli::demo::run(a),
         Command::Descramble(a) => cli::descramble::run(a),
+        Command::Verify(a) => cli::verify::run(a),
         Command::Audit(a) => cli::audit::run(a),
         Command::Admin(a) => cli::admin::run(a),
         Command::Fixtures { seed, households, code, out } => cli::write_fixtures(seed, households, &code, &out),

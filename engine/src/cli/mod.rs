@@ -6,6 +6,7 @@ pub mod demo;
 pub mod descramble;
 pub mod ingest_file;
 pub mod serve;
+pub mod verify;
 
 use std::path::Path;
 

@@ -78,6 +78,23 @@ impl BlockPlan {
         }
     }
 
+    /// The first `n` entries of the permutation (for the frozen test vectors).
+    #[cfg(test)]
+    pub(crate) fn source_prefix(&self, n: usize) -> Vec<u32> {
+        self.source_of[..n].to_vec()
+    }
+
+    /// The first `n` per-block transforms (orientation | shift << 3), for the frozen test vectors.
+    #[cfg(test)]
+    pub(crate) fn xform_prefix(&self, n: usize) -> Vec<u8> {
+        self.xform[..n].to_vec()
+    }
+
+    /// The front block shown at destination block `d`.
+    pub(crate) fn source(&self, d: usize) -> u32 {
+        self.source_of[d]
+    }
+
     fn orientation(&self, d: usize) -> usize {
         (self.xform[d] & 7) as usize
     }

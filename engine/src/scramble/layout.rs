@@ -1,36 +1,43 @@
-//! The fixed geometry of the back: scrambled area, quiet frame, finder marks and id strip.
+//! The fixed geometry of the back: quiet margin, scrambled area, finder ring and id strip.
 //!
 //! ```text
-//!  +--RING--+-------- scrambled area width --------+--RING--+
-//!  | [TL]   |                                      |   [TR] |  RING rows: white, finder marks
-//!  +--------+--------------------------------------+--------+  in the corner cells
-//!  |        |                                      |        |
-//!  | white  |   blocks_x * 16  by  blocks_y * 16    | white  |
-//!  |        |   (the scrambled front)              |        |
-//!  +--------+--------------------------------------+--------+
-//!  | [BL]   |                                      |   [BR] |
-//!  +--------+--------------------------------------+--------+
-//!  |  id strip (ID_STRIP_HEIGHT rows, white: the renderer   |
-//!  |  prints the certificate id here)                      |
-//!  +-------------------------------------------------------+
+//!  +--------------------------- MARGIN (white) ----------------------------+
+//!  |  +--RING--+-------- scrambled area width --------+--RING--+           |
+//!  |  | [TL]   |                                      |   [TR] |  RING rows: white, finder
+//!  |  +--------+--------------------------------------+--------+  marks in the corner cells
+//!  |  |        |                                      |        |           |
+//!  |  | white  |   blocks_x * 16  by  blocks_y * 16    | white  |           |
+//!  |  |        |   (the scrambled front)              |        |           |
+//!  |  +--------+--------------------------------------+--------+           |
+//!  |  | [BL]   |                                      |   [BR] |           |
+//!  |  +--------+--------------------------------------+--------+           |
+//!  |  id strip (ID_STRIP_HEIGHT rows, white: reserved for the id line)     |
+//!  +-----------------------------------------------------------------------+
 //! ```
 //!
 //! Back pixels are front pixels one to one (no scaling), so the back of an A4 front at 100 dpi is
-//! `2 * RING + 832` by `2 * RING + 1184 + ID_STRIP_HEIGHT`; the renderer scales it onto the page.
-//! The geometry is a pure function of the front size, and the front size's block grid is a pure
-//! function of the back size, so a descrambler needs nothing but the image and the key.
+//! `2 * (MARGIN + RING) + 832` by `2 * (MARGIN + RING) + 1184 + ID_STRIP_HEIGHT`; the renderer
+//! scales it onto the page. The geometry is a pure function of the front size, and the front
+//! size's block grid is a pure function of the back size, so a descrambler needs nothing but the
+//! image and the key.
+//!
+//! The quiet [`MARGIN`] exists because the renderer scales the back to the width of the sheet and
+//! printers cannot print to the edge (typically 3–5 mm): without it the finder marks would be
+//! clipped. 40 back pixels are about 8 mm on paper.
 //!
 //! The finder marks are QR-style 7×7-module squares (module = 4 px) centred in the corner cells of
 //! the ring: a dark ring, a light ring and a dark 3×3 centre; the bottom-right one has a single dark
-//! centre module instead, so that a scanner (issue 8) can tell the orientation of a rotated scan.
-//! Today the descrambler uses the fixed geometry and only checks that the marks are where they
-//! belong, which rejects images that are not a back (e.g. the front, or a cropped extract).
+//! centre module instead, so that a scanner can tell the orientation of a rotated scan
+//! (`verify::locate`). The exact descrambler only checks that the marks are where they belong,
+//! which rejects images that are not a back (e.g. the front, or a cropped extract).
 
 use super::blocks::BLOCK;
 use super::DescrambleError;
 
 /// Width of the white frame around the scrambled area, which holds the finder marks.
 pub const RING: u32 = 40;
+/// Width of the blank margin around the ring and the id strip.
+pub const MARGIN: u32 = 40;
 /// Height of the white strip under the frame reserved for the human-readable certificate id.
 pub const ID_STRIP_HEIGHT: u32 = 32;
 /// Side of one finder-mark module in pixels.
@@ -88,36 +95,38 @@ impl BackLayout {
     fn for_blocks(blocks_x: u32, blocks_y: u32) -> BackLayout {
         let bs = BLOCK as u32;
         let area = Rect {
-            x: RING,
-            y: RING,
+            x: MARGIN + RING,
+            y: MARGIN + RING,
             width: blocks_x * bs,
             height: blocks_y * bs,
         };
-        let width = area.width + 2 * RING;
-        let framed_height = area.height + 2 * RING;
+        let width = area.width + 2 * (RING + MARGIN);
+        // Bottom edge of the ring.
+        let framed_bottom = MARGIN + area.height + 2 * RING;
         let corner = |x: u32, y: u32| Rect {
             x: x + FINDER_INSET,
             y: y + FINDER_INSET,
             width: FINDER_SIDE,
             height: FINDER_SIDE,
         };
-        let (right, bottom) = (width - RING, framed_height - RING);
+        let (left, top) = (MARGIN, MARGIN);
+        let (right, bottom) = (width - MARGIN - RING, framed_bottom - RING);
         BackLayout {
             width,
-            height: framed_height + ID_STRIP_HEIGHT,
+            height: framed_bottom + ID_STRIP_HEIGHT + MARGIN,
             scramble_area: area,
             blocks_x,
             blocks_y,
             id_strip: Rect {
-                x: 0,
-                y: framed_height,
-                width,
+                x: MARGIN,
+                y: framed_bottom,
+                width: width - 2 * MARGIN,
                 height: ID_STRIP_HEIGHT,
             },
             finders: [
-                (corner(0, 0), FinderKind::Standard),
-                (corner(right, 0), FinderKind::Standard),
-                (corner(0, bottom), FinderKind::Standard),
+                (corner(left, top), FinderKind::Standard),
+                (corner(right, top), FinderKind::Standard),
+                (corner(left, bottom), FinderKind::Standard),
                 (corner(right, bottom), FinderKind::Orientation),
             ],
         }
@@ -126,13 +135,14 @@ impl BackLayout {
     /// Recovers the layout from the size of a back image, refusing sizes no front produces.
     pub fn from_back_size(width: u32, height: u32) -> Result<BackLayout, DescrambleError> {
         let bs = BLOCK as u32;
-        let frame_h = 2 * RING + ID_STRIP_HEIGHT;
+        let frame_w = 2 * (RING + MARGIN);
+        let frame_h = frame_w + ID_STRIP_HEIGHT;
         let fits = |total: u32, frame: u32| total > frame && (total - frame).is_multiple_of(bs);
-        if !fits(width, 2 * RING) || !fits(height, frame_h) {
+        if !fits(width, frame_w) || !fits(height, frame_h) {
             return Err(DescrambleError::NotABackSize { width, height });
         }
         Ok(BackLayout::for_blocks(
-            (width - 2 * RING) / bs,
+            (width - frame_w) / bs,
             (height - frame_h) / bs,
         ))
     }
@@ -202,17 +212,25 @@ mod tests {
         assert_eq!(
             l.scramble_area,
             Rect {
-                x: RING,
-                y: RING,
+                x: MARGIN + RING,
+                y: MARGIN + RING,
                 width: 832,
                 height: 1184
             }
         );
         assert_eq!(
             (l.width, l.height),
-            (832 + 2 * RING, 1184 + 2 * RING + ID_STRIP_HEIGHT)
+            (
+                832 + 2 * (RING + MARGIN),
+                1184 + 2 * (RING + MARGIN) + ID_STRIP_HEIGHT
+            )
         );
-        assert_eq!(l.id_strip.y + l.id_strip.height, l.height);
+        assert_eq!(l.id_strip.y + l.id_strip.height + MARGIN, l.height);
+        // The marks sit in the ring, a margin away from every edge.
+        for (r, _) in l.finders {
+            assert!(r.x >= MARGIN && r.y >= MARGIN);
+            assert!(r.x + r.width <= l.width - MARGIN && r.y + r.height <= l.id_strip.y);
+        }
     }
 
     #[test]
@@ -229,7 +247,7 @@ mod tests {
         for (w, h) in [
             (l.width + 1, l.height),
             (l.width, l.height - 3),
-            (2 * RING, l.height),
+            (2 * (RING + MARGIN), l.height),
             (10, 10),
         ] {
             assert!(matches!(

@@ -12,8 +12,8 @@
 //!    a keyed cyclic shift of the levels per block (`blocks.rs`).
 //! 4. **Colour** each level through a keyed palette that varies per row of blocks (`palette.rs`);
 //!    padding is white.
-//! 5. **Frame** the scrambled area with a white ring carrying finder marks, and leave a blank strip
-//!    for the certificate id line (`layout.rs`, [`BackLayout`]).
+//! 5. **Frame** the scrambled area with a white ring carrying finder marks, leave a blank strip
+//!    for the certificate id line and a quiet margin all around (`layout.rs`, [`BackLayout`]).
 //!
 //! The back is an indexed image with 4-bit indices packed exactly as a PDF Indexed image wants them
 //! (rows MSB-first, padded to a byte), so the renderer embeds it without re-encoding.
@@ -38,7 +38,7 @@ mod tests;
 pub use blocks::BLOCK;
 pub use key::ScrambleKey;
 pub use layout::{
-    BackLayout, FinderKind, Rect, FINDER_MODULE, FINDER_MODULES, ID_STRIP_HEIGHT, RING,
+    BackLayout, FinderKind, Rect, FINDER_MODULE, FINDER_MODULES, ID_STRIP_HEIGHT, MARGIN, RING,
 };
 pub use levels::{level_of, quantise_gray, LEVELS, LEVEL_GRAY};
 pub use png_io::{descramble_png, gray_to_png};
@@ -251,6 +251,75 @@ pub fn descramble_pixels(
         }
     }
     finish(&layout, key, &shown)
+}
+
+/// Gray shown for a pixel of a descrambled scan that read as no data colour (e.g. white where the
+/// front has a pixel): neither ink nor paper, so that it counts against a match.
+pub const UNREADABLE_GRAY: u8 = 128;
+
+/// Restores the front (`front_width × front_height`) from a back *observed* through `observe(x, y)`,
+/// the colour seen at the centre of back pixel `(x, y)` of the scrambled area, e.g. resampled from a
+/// scan. Unlike [`descramble`] it never fails on damage: each pixel is classified by nearest keyed
+/// colour (or white), and a front pixel whose observation reads as white shows
+/// [`UNREADABLE_GRAY`]. The decision whether the result is the right front is the verifier's.
+pub fn descramble_observed(
+    front_width: u32,
+    front_height: u32,
+    key: &ScrambleKey,
+    mut observe: impl FnMut(u32, u32) -> [u8; 3],
+) -> Result<GrayImage, ScrambleError> {
+    check_dimensions(front_width, front_height)?;
+    let layout = BackLayout::for_front(front_width, front_height);
+    let palette = KeyedPalette::new(key, layout.blocks_y as usize);
+    let area = layout.scramble_area;
+    let mut shown = Vec::with_capacity((area.width * area.height) as usize);
+    for y in 0..area.height {
+        let set = palette.band_set[(y as usize) / BLOCK] as usize;
+        shown.extend((0..area.width).map(|x| palette.classify(set, observe(x, y))));
+    }
+    let plan = BlockPlan::new(key, layout.blocks_x as usize, layout.blocks_y as usize);
+    let padded = blocks::unscramble(&plan, &shown);
+    let (w, h) = (front_width as usize, front_height as usize);
+    let pixels = padded
+        .chunks_exact(area.width as usize)
+        .take(h)
+        .flat_map(|row| {
+            row[..w].iter().map(|&c| {
+                if c == PAD {
+                    UNREADABLE_GRAY
+                } else {
+                    LEVEL_GRAY[c as usize]
+                }
+            })
+        })
+        .collect();
+    Ok(GrayImage {
+        width: front_width,
+        height: front_height,
+        pixels,
+    })
+}
+
+/// The data colours of a key's back (every colour of the keyed palette but white and black), for a
+/// verifier that wants to tell data from paper and marks.
+pub fn data_colours(key: &ScrambleKey, front_width: u32, front_height: u32) -> Vec<[u8; 3]> {
+    let layout = BackLayout::for_front(front_width.max(1), front_height.max(1));
+    KeyedPalette::new(key, layout.blocks_y as usize).to_vec()[..WHITE as usize].to_vec()
+}
+
+/// The front block (column, row) that destination block `(dest_col, dest_row)` of the scrambled
+/// area shows, for a front of this size: lets a verifier map damage on the back to the front.
+pub fn source_block(
+    key: &ScrambleKey,
+    front_width: u32,
+    front_height: u32,
+    dest_col: u32,
+    dest_row: u32,
+) -> (u32, u32) {
+    let layout = BackLayout::for_front(front_width.max(1), front_height.max(1));
+    let plan = BlockPlan::new(key, layout.blocks_x as usize, layout.blocks_y as usize);
+    let s = plan.source(dest_row as usize * layout.blocks_x as usize + dest_col as usize);
+    (s % layout.blocks_x, s / layout.blocks_x)
 }
 
 /// Unshuffles the classified scrambled area and crops the padding, checking that it lies exactly

@@ -469,3 +469,108 @@ fn pdfimages_extraction_descrambles_exactly() {
     let restored = descramble_png(&extracted, &k).unwrap();
     assert_eq!(restored, (w, h, quantise(w, h, &front).unwrap().pixels));
 }
+
+/// Frozen test vectors: the scheme's output is part of every issued certificate, so any change to
+/// key derivation, keystream, shuffle, transforms, palette or packing must fail here. The values
+/// were produced once by this implementation and are reproduced in `docs/scramble.md` for
+/// independent implementations. Never update them; version the scheme instead.
+mod vectors {
+    use super::super::blocks::BlockPlan;
+    use super::super::palette::KeyedPalette;
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    const MASTER: &[u8] = b"bcl scramble test vector master secret";
+    const ID: &str = "131016-2026-000001";
+
+    fn vector_key() -> ScrambleKey {
+        ScrambleKey::derive(MASTER, ID)
+    }
+
+    /// A 40×24 front whose pixel at (x, y) is `(x * 7 + y * 13) mod 256`: all four levels, padding on
+    /// both edges.
+    fn vector_front() -> (u32, u32, Vec<u8>) {
+        let (w, h) = (40u32, 24u32);
+        let px = (0..h)
+            .flat_map(|y| (0..w).map(move |x| ((x * 7 + y * 13) % 256) as u8))
+            .collect();
+        (w, h, px)
+    }
+
+    #[test]
+    fn key_derivation_vector() {
+        assert_eq!(
+            hex::encode(vector_key().as_bytes()),
+            "09f5a9294ab04912ae03de4f5c7142942443c50ef45d17f95f4051dcd2bcdc03"
+        );
+    }
+
+    #[test]
+    fn permutation_and_transform_prefix_vector() {
+        // The A4 grid at 100 dpi: 52 × 74 blocks.
+        let plan = BlockPlan::new(&vector_key(), 52, 74);
+        assert_eq!(
+            plan.source_prefix(16),
+            [
+                2781, 2439, 2980, 2823, 1885, 971, 1776, 1637, 718, 3171, 45, 2540, 2669, 1307,
+                2559, 3761
+            ]
+        );
+        // orientation | shift << 3
+        assert_eq!(
+            plan.xform_prefix(16),
+            [25, 5, 25, 21, 21, 8, 20, 4, 9, 25, 0, 21, 1, 16, 21, 20]
+        );
+    }
+
+    #[test]
+    fn palette_vector() {
+        let p = KeyedPalette::new(&vector_key(), 74);
+        assert_eq!(
+            p.to_vec(),
+            [
+                [45, 210, 123],
+                [45, 49, 210],
+                [210, 45, 132],
+                [210, 206, 45],
+                [63, 45, 210],
+                [210, 45, 109],
+                [192, 210, 45],
+                [45, 210, 146],
+                [210, 45, 198],
+                [210, 140, 45],
+                [45, 210, 57],
+                [45, 115, 210],
+                [255, 255, 255],
+                [0, 0, 0],
+            ]
+        );
+        assert_eq!(p.index_of, [[3, 2, 0, 1], [6, 7, 4, 5], [8, 11, 10, 9]]);
+        assert_eq!(
+            p.band_set[..16],
+            [2, 1, 0, 1, 2, 1, 2, 0, 1, 1, 2, 0, 1, 0, 1, 1]
+        );
+    }
+
+    #[test]
+    fn small_image_scrambled_bytes_vector() {
+        let (w, h, px) = vector_front();
+        let back = scramble(w, h, &px, &vector_key()).unwrap();
+        assert_eq!((back.width, back.height), (208, 224));
+        assert_eq!(
+            hex::encode(Sha256::digest(&back.packed_indices)),
+            "b3a60f1424da085a496083a5782060469487819dcc88b96bcd6e385a32b162f2"
+        );
+        let a = back_layout(w, h).unwrap().scramble_area;
+        let row: Vec<u8> = (0..16).map(|x| back.index_at(a.x + x, a.y)).collect();
+        assert_eq!(
+            row,
+            [12, 12, 12, 12, 12, 12, 12, 12, 10, 10, 11, 11, 11, 11, 11, 11]
+        );
+        // And it still descrambles to the quantised image.
+        assert_eq!(
+            descramble(&back, &vector_key()).unwrap(),
+            quantise(w, h, &px).unwrap()
+        );
+    }
+}

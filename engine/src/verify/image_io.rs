@@ -1,0 +1,129 @@
+//! Bounded decoding of an uploaded scan into 8-bit RGB.
+//!
+//! A scan comes from anyone, so decoding is bounded before any pixel memory is committed: the byte
+//! size of the upload, the declared width and height (read from the header alone), and the
+//! decoder's total allocation. A small file that declares a huge image (a decompression bomb) is
+//! refused from its header. Only PNG and JPEG are accepted: what scanners and phones produce.
+
+use std::io::Cursor;
+
+use image::{ImageFormat, ImageReader, Limits};
+
+use super::VerifyError;
+
+/// Largest accepted upload.
+pub const MAX_SCAN_BYTES: usize = 40 << 20;
+/// Largest accepted side: an A4 page at 600 dpi is 4961 × 7016.
+pub const MAX_SCAN_SIDE: u32 = 8_000;
+/// Largest accepted pixel count (A4 at 600 dpi with room to spare).
+pub const MAX_SCAN_PIXELS: u64 = 40_000_000;
+/// Largest allocation the decoder may make (RGBA of the largest image plus its working buffers).
+const MAX_DECODER_ALLOC: u64 = 512 << 20;
+
+/// An 8-bit RGB raster, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+impl RgbImage {
+    /// The pixel at `(x, y)`, which must lie inside.
+    #[inline]
+    pub fn at(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+
+    /// Bilinear sample at pixel-index coordinates (`(0, 0)` is the centre of the first pixel);
+    /// outside the image reads as white paper.
+    pub fn sample_bilinear(&self, x: f64, y: f64) -> [u8; 3] {
+        let (w, h) = (self.width as f64, self.height as f64);
+        if !(x > -1.0 && y > -1.0 && x < w && y < h) {
+            return [255; 3];
+        }
+        let (x0, y0) = (x.floor(), y.floor());
+        let (fx, fy) = (x - x0, y - y0);
+        let (x0, y0) = (x0 as i64, y0 as i64);
+        let get = |xi: i64, yi: i64| -> [u8; 3] {
+            if xi < 0 || yi < 0 || xi >= self.width as i64 || yi >= self.height as i64 {
+                [255; 3]
+            } else {
+                self.at(xi as u32, yi as u32)
+            }
+        };
+        let (a, b, c, d) = (
+            get(x0, y0),
+            get(x0 + 1, y0),
+            get(x0, y0 + 1),
+            get(x0 + 1, y0 + 1),
+        );
+        let mut out = [0u8; 3];
+        for k in 0..3 {
+            let top = a[k] as f64 * (1.0 - fx) + b[k] as f64 * fx;
+            let bottom = c[k] as f64 * (1.0 - fx) + d[k] as f64 * fx;
+            out[k] = (top * (1.0 - fy) + bottom * fy).round() as u8;
+        }
+        out
+    }
+}
+
+/// Decodes an uploaded PNG or JPEG scan, refusing oversized uploads and images before decoding
+/// their pixels.
+pub fn decode_scan(bytes: &[u8]) -> Result<RgbImage, VerifyError> {
+    if bytes.len() > MAX_SCAN_BYTES {
+        return Err(VerifyError::TooLarge);
+    }
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, VerifyError> {
+        let mut r = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|_| VerifyError::Undecodable)?;
+        if !matches!(r.format(), Some(ImageFormat::Png | ImageFormat::Jpeg)) {
+            return Err(VerifyError::Undecodable);
+        }
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_SCAN_SIDE);
+        limits.max_image_height = Some(MAX_SCAN_SIDE);
+        limits.max_alloc = Some(MAX_DECODER_ALLOC);
+        r.limits(limits);
+        Ok(r)
+    };
+    // The header alone gives the size: refuse a bomb before allocating for it.
+    let (width, height) = match reader()?.into_dimensions() {
+        Ok(d) => d,
+        Err(image::ImageError::Limits(_)) => return Err(size_error(bytes)),
+        Err(_) => return Err(VerifyError::Undecodable),
+    };
+    if width > MAX_SCAN_SIDE
+        || height > MAX_SCAN_SIDE
+        || u64::from(width) * u64::from(height) > MAX_SCAN_PIXELS
+    {
+        return Err(VerifyError::TooManyPixels { width, height });
+    }
+    let decoded = reader()?.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => VerifyError::TooManyPixels { width, height },
+        _ => VerifyError::Undecodable,
+    })?;
+    let rgb = decoded.into_rgb8();
+    Ok(RgbImage {
+        width,
+        height,
+        pixels: rgb.into_raw(),
+    })
+}
+
+/// The size error for an image whose header exceeded the decoder limits (width and height as
+/// declared, best effort).
+fn size_error(bytes: &[u8]) -> VerifyError {
+    let declared = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()
+        .and_then(|r| {
+            let mut r = r;
+            r.no_limits();
+            r.into_dimensions().ok()
+        });
+    let (width, height) = declared.unwrap_or((0, 0));
+    VerifyError::TooManyPixels { width, height }
+}
