@@ -43,6 +43,9 @@ pub enum Item {
     /// A grayscale bitmap scaled into the box (x, y, w, h): the seal impression. Shared, because copies
     /// repeat pages.
     Image { x: f32, y: f32, w: f32, h: f32, bitmap: std::sync::Arc<super::bitmap::Bitmap> },
+    /// The copy-deterrent background (牽制文字). Drawn on the printed front only, never into the raster
+    /// the scrambled back is made from.
+    Pantograph(std::sync::Arc<super::pantograph::Pantograph>),
 }
 
 /// A single line of text in one font and size, already mapped to glyphs.

@@ -11,6 +11,7 @@ pub mod bitmap;
 pub mod display_list;
 pub mod fonts;
 pub mod layout;
+pub mod pantograph;
 pub mod pdf;
 pub mod raster;
 pub mod subset_cache;

@@ -15,6 +15,7 @@ use pdf_writer::{Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextS
 use sha2::{Digest, Sha256};
 
 use super::display_list::{DisplayList, Item, Page, TextRun, A4_HEIGHT, A4_WIDTH};
+use super::pantograph::{self, Pantograph, PathOp};
 use super::fonts::{FontRole, FontSet, Glyph};
 use super::subset_cache::{EmbeddedSubset, SubsetCache};
 use super::RenderError;
@@ -145,6 +146,27 @@ pub fn write_pdf(
         font_names.insert(*role, (name, subset));
     }
 
+    // Copy-deterrent backgrounds: each distinct one written once as a form, shared by the pages.
+    let mut distinct: Vec<&Arc<Pantograph>> = Vec::new();
+    for item in list.pages.iter().flat_map(|p| p.items.iter()) {
+        if let Item::Pantograph(p) = item {
+            if !distinct.contains(&p) {
+                distinct.push(p);
+            }
+        }
+    }
+    let mut pantographs: Vec<(Arc<Pantograph>, Ref)> = Vec::new();
+    if !distinct.is_empty() {
+        let (fine, coarse) = (alloc(), alloc());
+        write_dot_pattern(&mut chunk, fine, pantograph::FINE_DOT, pantograph::FINE_STEP);
+        write_dot_pattern(&mut chunk, coarse, pantograph::COARSE_DOT, pantograph::COARSE_STEP);
+        for p in distinct {
+            let id = alloc();
+            write_pantograph(&mut chunk, id, p, fine, coarse);
+            pantographs.push((p.clone(), id));
+        }
+    }
+
     let mut page_ids = Vec::new();
     for (i, page) in list.pages.iter().enumerate() {
         let page_id = alloc();
@@ -157,6 +179,14 @@ pub fn write_pdf(
                 let id = alloc();
                 write_gray_image(&mut chunk, id, bitmap);
                 images.push((format!("Im{}", images.len() + 1).into_bytes(), id));
+            }
+        }
+        let mut forms = 0;
+        for item in &page.items {
+            if let Item::Pantograph(p) = item {
+                let id = pantographs.iter().find(|(q, _)| q == p).map(|(_, id)| *id).expect("collected above");
+                forms += 1;
+                images.push((format!("Pg{forms}").into_bytes(), id));
             }
         }
         let content = front_content(page, &font_names);
@@ -327,6 +357,80 @@ fn write_gray_image(chunk: &mut pdf_writer::Chunk, id: Ref, bitmap: &super::bitm
     image.finish();
 }
 
+/// A tiling pattern of black-ish square dots of side `dot` on a `step` grid.
+fn write_dot_pattern(chunk: &mut pdf_writer::Chunk, id: Ref, dot: f32, step: f32) {
+    let mut cell = Content::new();
+    cell.set_fill_gray(pantograph::DOT_GRAY);
+    cell.rect((step - dot) / 2.0, (step - dot) / 2.0, dot, dot);
+    cell.fill_nonzero();
+    let cell = cell.finish();
+    let mut pattern = chunk.tiling_pattern(id, &cell);
+    pattern
+        .paint_type(pdf_writer::types::PaintType::Colored)
+        .tiling_type(pdf_writer::types::TilingType::ConstantSpacing)
+        .bbox(Rect::new(0.0, 0.0, step, step))
+        .x_step(step)
+        .y_step(step);
+    pattern.resources();
+    pattern.finish();
+}
+
+/// The background form: fine dots over the area, then, clipped to the latent word's outlines, paper
+/// white and coarse dots.
+fn write_pantograph(chunk: &mut pdf_writer::Chunk, id: Ref, p: &Pantograph, fine: Ref, coarse: Ref) {
+    let h = A4_HEIGHT;
+    let mut c = Content::new();
+    let area = |c: &mut Content| {
+        c.rect(p.x, h - p.y - p.h, p.w, p.h);
+    };
+    c.save_state();
+    c.set_fill_color_space(pdf_writer::types::ColorSpaceOperand::Pattern);
+    c.set_fill_pattern(None, Name(b"Pf"));
+    area(&mut c);
+    c.fill_nonzero();
+    c.restore_state();
+    if !p.latent.is_empty() {
+        c.save_state();
+        for op in &p.latent {
+            match *op {
+                PathOp::Move(x, y) => {
+                    c.move_to(x, h - y);
+                }
+                PathOp::Line(x, y) => {
+                    c.line_to(x, h - y);
+                }
+                PathOp::Cubic(x1, y1, x2, y2, x, y) => {
+                    c.cubic_to(x1, h - y1, x2, h - y2, x, h - y);
+                }
+                PathOp::Close => {
+                    c.close_path();
+                }
+            }
+        }
+        c.clip_nonzero();
+        c.end_path();
+        c.set_fill_gray(1.0);
+        area(&mut c);
+        c.fill_nonzero();
+        c.set_fill_color_space(pdf_writer::types::ColorSpaceOperand::Pattern);
+        c.set_fill_pattern(None, Name(b"Pc"));
+        area(&mut c);
+        c.fill_nonzero();
+        c.restore_state();
+    }
+    let content = compress_to_vec_zlib(&c.finish(), DEFLATE_LEVEL);
+    let mut form = chunk.form_xobject(id, &content);
+    form.filter(Filter::FlateDecode);
+    form.bbox(Rect::new(0.0, 0.0, A4_WIDTH, A4_HEIGHT));
+    let mut resources = form.resources();
+    let mut patterns = resources.patterns();
+    patterns.pair(Name(b"Pf"), fine);
+    patterns.pair(Name(b"Pc"), coarse);
+    patterns.finish();
+    resources.finish();
+    form.finish();
+}
+
 fn show_run(content: &mut Content, run: &TextRun, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) {
     let (name, subset) = &fonts[&run.font];
     let mut codes = Vec::with_capacity(run.glyphs.len() * 2);
@@ -347,8 +451,13 @@ fn front_content(page: &Page, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedS
     let h = page.height;
     let mut content = Content::new();
     let mut images = 0;
+    let mut forms = 0;
     for item in &page.items {
         match item {
+            Item::Pantograph(_) => {
+                forms += 1;
+                content.x_object(Name(format!("Pg{forms}").as_bytes()));
+            }
             Item::Image { x, y, w, h: ih, .. } => {
                 images += 1;
                 let name = format!("Im{images}");

@@ -255,6 +255,8 @@ pub fn rasterize(fonts: &FontSet, cache: &GlyphCache, page: &Page, dpi: f32) -> 
                 draw_line(&mut out, x1 * s, y1 * s, x2 * s, y2 * s, width * s);
             }
             Item::Image { x, y, w, h, bitmap } => draw_bitmap(&mut out, bitmap, x * s, y * s, w * s, h * s),
+            // Paper security, not content: the back reproduces the content only.
+            Item::Pantograph(_) => {}
         }
     }
     out

@@ -182,3 +182,27 @@ fn disaster_sheet_per_damage_and_an_oversized_household_is_refused() {
         Err(RenderError::LayoutOverflow { .. })
     ));
 }
+
+#[test]
+fn pantograph_is_one_shared_form_and_stays_out_of_the_back_raster() {
+    let mut cert = seal(png(96, None));
+    cert.copies = 3;
+    let list = renderer().layout(&CertificateDocument::Seal(cert)).unwrap();
+    let background = |p: &crate::render::Page| p.items.iter().filter(|i| matches!(i, Item::Pantograph(_))).count();
+    assert!(list.pages.iter().all(|p| background(p) == 1), "every sheet has the background");
+    let pdf = renderer().write_pdf(&list, &[], &Default::default()).unwrap();
+    let forms = pdf.windows(b"/Subtype /Form".len()).filter(|w| *w == b"/Subtype /Form").count();
+    let patterns = pdf.windows(b"/PatternType 1".len()).filter(|w| *w == b"/PatternType 1").count();
+    assert_eq!((forms, patterns), (1, 2), "one form and two dot patterns for the whole document");
+    if let Some(out) = std::env::var_os("BCL_CATALOGUE_OUT") {
+        std::fs::write(std::path::Path::new(&out).join("pantograph_seal.pdf"), &pdf).unwrap();
+    }
+    // The back is made from the content only.
+    let mut without = list.pages[0].clone();
+    without.items.retain(|i| !matches!(i, Item::Pantograph(_)));
+    assert_eq!(renderer().rasterize(&list.pages[0], 100.0), renderer().rasterize(&without, 100.0));
+    // The latent word is really there: outlines of two glyphs per tile, several tiles.
+    let Some(Item::Pantograph(p)) = list.pages[0].items.first() else { panic!("background first") };
+    let moves = p.latent.iter().filter(|op| matches!(op, crate::render::pantograph::PathOp::Move(..))).count();
+    assert!(moves > 20, "{moves} contours");
+}

@@ -7,7 +7,10 @@ use bcl_projections::record::{Date, MunicipalityHeader, Sex};
 
 use super::era::era_date;
 use super::{Align, Canvas, Cell, Style};
-use crate::render::display_list::{DisplayList, Page, A4_WIDTH};
+use std::sync::Arc;
+
+use crate::render::display_list::{DisplayList, Item, Page, A4_WIDTH};
+use crate::render::pantograph;
 use crate::render::fonts::{FontRole, FontSet};
 use crate::render::RenderError;
 
@@ -81,6 +84,9 @@ pub fn sheet<'f>(
     sheets: u32,
 ) -> Result<Canvas<'f>, RenderError> {
     let mut c = Canvas::new(fonts, Page::a4());
+    // The copy-deterrent background first, under everything else.
+    let background = pantograph::build(fonts, LEFT - 12.0, 56.0, WIDTH + 24.0, 724.0)?;
+    c.page.items.push(Item::Pantograph(Arc::new(background)));
     c.text_at(&municipality.name, "municipality.name", FontRole::Mincho, 10.0, LEFT, 44.0, Align::Left)?;
     c.text_at(&format!("{sheets} 枚中 {sheet} 枚目"), "sheet_mark", FontRole::Mincho, 9.5, RIGHT, 44.0, Align::Right)?;
     let tracking = if title.chars().count() > 8 { 3.0 } else { 8.0 };
