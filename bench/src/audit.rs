@@ -14,11 +14,19 @@ use std::time::Instant;
 
 pub fn run(args: &[String]) {
     let households: usize = crate::arg(args, "--households", 20_000);
-    let spec = bcl_fixtures::Spec { households, ..Default::default() };
+    let spec = bcl_fixtures::Spec {
+        households,
+        ..Default::default()
+    };
     let leaves: Vec<Vec<u8>> = bcl_fixtures::generate(&spec)
         .events
         .into_iter()
-        .map(|e| LogLeaf { kind: Some(Kind::ChangeEvent(e)) }.encode_to_vec())
+        .map(|e| {
+            LogLeaf {
+                kind: Some(Kind::ChangeEvent(e)),
+            }
+            .encode_to_vec()
+        })
         .collect();
     let n = leaves.len();
     let bytes: usize = leaves.iter().map(Vec::len).sum();
@@ -27,14 +35,23 @@ pub fn run(args: &[String]) {
         bytes as f64 / n as f64
     );
     println!("| what | leaves | seconds | leaves/s |\n|---|---:|---:|---:|");
-    let row = |what: &str, count: usize, secs: f64| println!("| {what} | {count} | {secs:.3} | {:.0} |", count as f64 / secs);
+    let row = |what: &str, count: usize, secs: f64| {
+        println!(
+            "| {what} | {count} | {secs:.3} | {:.0} |",
+            count as f64 / secs
+        )
+    };
 
     // Hashing + root with every node kept (the auditor's tree: proofs and bisection need the nodes).
     let t = Instant::now();
     let mut tree = MemoryTree::new();
     leaves.iter().for_each(|l| tree.push(l));
     let root = tree.root();
-    row("leaf hashing + root, all nodes kept (auditor)", n, t.elapsed().as_secs_f64());
+    row(
+        "leaf hashing + root, all nodes kept (auditor)",
+        n,
+        t.elapsed().as_secs_f64(),
+    );
 
     // The writer's extension, in ingest-sized batches.
     let signer = NoteSigner::new("bcl.example/log-bench", &[1u8; 32]).unwrap();
@@ -49,19 +66,31 @@ pub fn run(args: &[String]) {
     }
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(log.checkpoint().checkpoint.root, root);
-    row("writer: hash batch of 1000 + store nodes in memory + sign checkpoint", n, secs);
+    row(
+        "writer: hash batch of 1000 + store nodes in memory + sign checkpoint",
+        n,
+        secs,
+    );
 
     // Durable: leaves and nodes in one sled transaction + flush per batch of 1000.
     let dir = tempfile::tempdir().unwrap();
     let sled = SledStore::open(&dir.path().join("log")).unwrap();
-    let slog = AuditLog::open(&sled, NoteSigner::new("bcl.example/log-bench", &[1u8; 32]).unwrap()).unwrap();
+    let slog = AuditLog::open(
+        &sled,
+        NoteSigner::new("bcl.example/log-bench", &[1u8; 32]).unwrap(),
+    )
+    .unwrap();
     let t = Instant::now();
     for chunk in leaves.chunks(1000) {
         let ext = slog.extend(chunk);
         sled.append_durable(chunk, &ext.nodes).unwrap();
         slog.commit(ext);
     }
-    row("sled: durable append of leaves + tree nodes, batches of 1000", n, t.elapsed().as_secs_f64());
+    row(
+        "sled: durable append of leaves + tree nodes, batches of 1000",
+        n,
+        t.elapsed().as_secs_f64(),
+    );
 
     // The auditor's whole check without re-rendering: signature, hashing, root, fold.
     let note = log.checkpoint().note.clone();
@@ -69,12 +98,29 @@ pub fn run(args: &[String]) {
     let mut quiet = |_: &str, _: u64, _: u64| {};
     let report = verify::verify(
         &verifier,
-        verify::Source { note: &note, leaves: &leaves, recorded_hashes: None },
-        verify::Options { previous_note: None, reproducer: None, oracle: None, progress: &mut quiet },
+        verify::Source {
+            note: &note,
+            leaves: &leaves,
+            recorded_hashes: None,
+        },
+        verify::Options {
+            previous_note: None,
+            reproducer: None,
+            oracle: None,
+            progress: &mut quiet,
+        },
     );
     assert!(report.ok(), "{:?}", report.failures);
-    row("verify: leaf hashing + root recomputation", n, report.hash_seconds);
-    row("verify: projections folded from scratch", n, report.fold_seconds);
+    row(
+        "verify: leaf hashing + root recomputation",
+        n,
+        report.hash_seconds,
+    );
+    row(
+        "verify: projections folded from scratch",
+        n,
+        report.fold_seconds,
+    );
 
     println!("{}", proofs(&sled, &tree));
 }
@@ -87,7 +133,10 @@ fn proofs(sled: &SledStore, tree: &MemoryTree) -> String {
     let nodes = StoreNodes(sled);
     let indices: Vec<u64> = (0..1000u64).map(|i| (i * 7_919_993) % size).collect();
     let t = Instant::now();
-    let proofs: Vec<_> = indices.iter().map(|&i| merkle::inclusion_proof(&nodes, i, size).unwrap()).collect();
+    let proofs: Vec<_> = indices
+        .iter()
+        .map(|&i| merkle::inclusion_proof(&nodes, i, size).unwrap())
+        .collect();
     let prove_us = t.elapsed().as_secs_f64() * 1e6 / indices.len() as f64;
     let t = Instant::now();
     for (&i, p) in indices.iter().zip(&proofs) {

@@ -26,35 +26,63 @@ pub enum CheckpointError {
 
 impl Checkpoint {
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Parses a body; extension lines after the root are allowed and ignored.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
         let mut lines = text.split('\n');
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(CheckpointError::Malformed("missing origin"))?;
-        let size = lines.next().ok_or(CheckpointError::Malformed("missing tree size"))?;
-        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || (size.len() > 1 && size.starts_with('0')) {
-            return Err(CheckpointError::Malformed("tree size must be a decimal number without leading zeros"));
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or(CheckpointError::Malformed("missing origin"))?;
+        let size = lines
+            .next()
+            .ok_or(CheckpointError::Malformed("missing tree size"))?;
+        if size.is_empty()
+            || !size.bytes().all(|b| b.is_ascii_digit())
+            || (size.len() > 1 && size.starts_with('0'))
+        {
+            return Err(CheckpointError::Malformed(
+                "tree size must be a decimal number without leading zeros",
+            ));
         }
-        let size = size.parse().map_err(|_| CheckpointError::Malformed("tree size out of range"))?;
-        let root = lines.next().ok_or(CheckpointError::Malformed("missing root hash"))?;
+        let size = size
+            .parse()
+            .map_err(|_| CheckpointError::Malformed("tree size out of range"))?;
+        let root = lines
+            .next()
+            .ok_or(CheckpointError::Malformed("missing root hash"))?;
         let root: Hash = B64
             .decode(root)
             .ok()
             .and_then(|r| r.try_into().ok())
-            .ok_or(CheckpointError::Malformed("root hash must be 32 bytes of base64"))?;
+            .ok_or(CheckpointError::Malformed(
+                "root hash must be 32 bytes of base64",
+            ))?;
         if !text.ends_with('\n') {
             return Err(CheckpointError::Malformed("body must end with a newline"));
         }
-        Ok(Self { origin: origin.to_string(), size, root })
+        Ok(Self {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
     }
 
     /// Verifies a signed checkpoint note with the log's verifier key; the origin must be the key's name.
     pub fn open(verifier: &NoteVerifier, note: &str) -> Result<Self, CheckpointError> {
         let checkpoint = Self::parse(verifier.open(note)?)?;
         if checkpoint.origin != verifier.name() {
-            return Err(CheckpointError::WrongOrigin { expected: verifier.name().to_string(), found: checkpoint.origin });
+            return Err(CheckpointError::WrongOrigin {
+                expected: verifier.name().to_string(),
+                found: checkpoint.origin,
+            });
         }
         Ok(checkpoint)
     }
@@ -95,13 +123,26 @@ mod tests {
     fn open_checks_signature_and_origin() {
         let signer = NoteSigner::new("bcl.example/log-test", &[3u8; 32]).unwrap();
         let verifier = NoteVerifier::parse(&signer.verifier_key()).unwrap();
-        let c = Checkpoint { origin: "bcl.example/log-test".into(), size: 42, root: [9u8; 32] };
+        let c = Checkpoint {
+            origin: "bcl.example/log-test".into(),
+            size: 42,
+            root: [9u8; 32],
+        };
         let note = signer.sign(&c.body()).unwrap();
         assert_eq!(Checkpoint::open(&verifier, &note).unwrap(), c);
-        let other_origin = Checkpoint { origin: "bcl.example/other".into(), ..c.clone() };
+        let other_origin = Checkpoint {
+            origin: "bcl.example/other".into(),
+            ..c.clone()
+        };
         let note = signer.sign(&other_origin.body()).unwrap();
-        assert!(matches!(Checkpoint::open(&verifier, &note), Err(CheckpointError::WrongOrigin { .. })));
+        assert!(matches!(
+            Checkpoint::open(&verifier, &note),
+            Err(CheckpointError::WrongOrigin { .. })
+        ));
         let bigger = signer.sign(&c.body()).unwrap().replace("\n42\n", "\n43\n");
-        assert!(matches!(Checkpoint::open(&verifier, &bigger), Err(CheckpointError::Note(NoteError::BadSignature(_)))));
+        assert!(matches!(
+            Checkpoint::open(&verifier, &bigger),
+            Err(CheckpointError::Note(NoteError::BadSignature(_)))
+        ));
     }
 }

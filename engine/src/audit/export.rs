@@ -35,7 +35,11 @@ pub enum ExportError {
 }
 
 /// Writes the header (checkpoint and recorded hashes); the leaves follow with `write_leaf`.
-pub fn write_header(w: &mut impl Write, note: &str, recorded_hashes: &[Hash]) -> std::io::Result<()> {
+pub fn write_header(
+    w: &mut impl Write,
+    note: &str,
+    recorded_hashes: &[Hash],
+) -> std::io::Result<()> {
     w.write_all(MAGIC)?;
     w.write_all(&(note.len() as u32).to_be_bytes())?;
     w.write_all(note.as_bytes())?;
@@ -59,7 +63,8 @@ impl Export {
 
     pub fn read(r: &mut impl Read) -> Result<Self, ExportError> {
         let mut magic = [0u8; MAGIC.len()];
-        r.read_exact(&mut magic).map_err(|_| ExportError::BadMagic)?;
+        r.read_exact(&mut magic)
+            .map_err(|_| ExportError::BadMagic)?;
         if magic != MAGIC {
             return Err(ExportError::BadMagic);
         }
@@ -68,15 +73,19 @@ impl Export {
             return Err(ExportError::Malformed("note too long"));
         }
         let mut note = vec![0u8; note_len as usize];
-        r.read_exact(&mut note).map_err(|_| ExportError::Malformed("truncated note"))?;
-        let note = String::from_utf8(note).map_err(|_| ExportError::Malformed("note is not UTF-8"))?;
+        r.read_exact(&mut note)
+            .map_err(|_| ExportError::Malformed("truncated note"))?;
+        let note =
+            String::from_utf8(note).map_err(|_| ExportError::Malformed("note is not UTF-8"))?;
         let mut size = [0u8; 8];
-        r.read_exact(&mut size).map_err(|_| ExportError::Malformed("truncated tree size"))?;
+        r.read_exact(&mut size)
+            .map_err(|_| ExportError::Malformed("truncated tree size"))?;
         let size = u64::from_be_bytes(size);
         let mut recorded_hashes = Vec::with_capacity(size.min(1 << 24) as usize);
         for _ in 0..size {
             let mut h = [0u8; 32];
-            r.read_exact(&mut h).map_err(|_| ExportError::Malformed("truncated recorded hashes"))?;
+            r.read_exact(&mut h)
+                .map_err(|_| ExportError::Malformed("truncated recorded hashes"))?;
             recorded_hashes.push(h);
         }
         let mut leaves = Vec::with_capacity(recorded_hashes.len());
@@ -85,10 +94,15 @@ impl Export {
                 return Err(ExportError::Malformed("leaf length out of range"));
             }
             let mut leaf = vec![0u8; len as usize];
-            r.read_exact(&mut leaf).map_err(|_| ExportError::Malformed("truncated leaf"))?;
+            r.read_exact(&mut leaf)
+                .map_err(|_| ExportError::Malformed("truncated leaf"))?;
             leaves.push(leaf);
         }
-        Ok(Self { note, recorded_hashes, leaves })
+        Ok(Self {
+            note,
+            recorded_hashes,
+            leaves,
+        })
     }
 }
 
@@ -112,11 +126,21 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_damage() {
-        let e = Export { note: "n\n\n— x y\n".into(), recorded_hashes: vec![[1; 32], [2; 32]], leaves: vec![b"a".to_vec(), vec![]] };
+        let e = Export {
+            note: "n\n\n— x y\n".into(),
+            recorded_hashes: vec![[1; 32], [2; 32]],
+            leaves: vec![b"a".to_vec(), vec![]],
+        };
         let mut bytes = Vec::new();
         e.write(&mut bytes).unwrap();
         assert_eq!(Export::read(&mut bytes.as_slice()).unwrap(), e);
-        assert!(matches!(Export::read(&mut &bytes[1..]), Err(ExportError::BadMagic)));
-        assert!(matches!(Export::read(&mut &bytes[..bytes.len() - 1]), Err(ExportError::Malformed(_))));
+        assert!(matches!(
+            Export::read(&mut &bytes[1..]),
+            Err(ExportError::BadMagic)
+        ));
+        assert!(matches!(
+            Export::read(&mut &bytes[..bytes.len() - 1]),
+            Err(ExportError::Malformed(_))
+        ));
     }
 }

@@ -38,7 +38,10 @@ pub fn load_or_create_signer(data_dir: &Path) -> std::io::Result<NoteSigner> {
         Err(e) => return Err(e),
     }
     let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
-    let name = format!("{ORIGIN_PREFIX}{}", &hex::encode(Sha256::digest(public.as_bytes()))[..12]);
+    let name = format!(
+        "{ORIGIN_PREFIX}{}",
+        &hex::encode(Sha256::digest(public.as_bytes()))[..12]
+    );
     let signer = NoteSigner::new(&name, &seed).map_err(|e| std::io::Error::other(e.to_string()))?;
     let vkey_path = data_dir.join(VERIFIER_KEY_FILE);
     let vkey = format!("{}\n", signer.verifier_key());
@@ -50,7 +53,9 @@ pub fn load_or_create_signer(data_dir: &Path) -> std::io::Result<NoteSigner> {
 
 /// Reads the verifier key of a data directory without touching the private key.
 pub fn read_verifier_key(data_dir: &Path) -> std::io::Result<String> {
-    Ok(std::fs::read_to_string(data_dir.join(VERIFIER_KEY_FILE))?.trim().to_string())
+    Ok(std::fs::read_to_string(data_dir.join(VERIFIER_KEY_FILE))?
+        .trim()
+        .to_string())
 }
 
 /// Tree nodes as stored by a `LogStore`.
@@ -60,7 +65,10 @@ impl NodeReader for StoreNodes<'_> {
     fn node(&self, id: NodeId) -> Result<Hash, MerkleError> {
         match self.0.read_node(id) {
             Ok(Some(h)) => Ok(h),
-            Ok(None) => Err(MerkleError::MissingNode { level: id.level, index: id.index }),
+            Ok(None) => Err(MerkleError::MissingNode {
+                level: id.level,
+                index: id.index,
+            }),
             Err(e) => Err(MerkleError::Storage(e.to_string())),
         }
     }
@@ -92,9 +100,10 @@ impl AuditLog {
     pub fn open(store: &dyn LogStore, signer: NoteSigner) -> Result<Self, StorageError> {
         let size = store.len();
         let frontier = Frontier::restore(size, &StoreNodes(store)).map_err(|e| match e {
-            MerkleError::MissingNode { .. } => {
-                StorageError::Corrupt { position: size.saturating_sub(1), what: "tree hashes missing for the stored leaves" }
-            }
+            MerkleError::MissingNode { .. } => StorageError::Corrupt {
+                position: size.saturating_sub(1),
+                what: "tree hashes missing for the stored leaves",
+            },
             other => StorageError::Backend(other.to_string()),
         })?;
         // The newest leaf must still hash to its stored node: a cheap guard against a store whose leaves and
@@ -103,11 +112,18 @@ impl AuditLog {
             let last = store.read(size - 1, 1)?;
             let stored = store.read_node(NodeId::new(0, size - 1))?;
             if last.first().map(|(_, leaf)| leaf_hash(leaf)) != stored {
-                return Err(StorageError::Corrupt { position: size - 1, what: "leaf does not match its tree hash" });
+                return Err(StorageError::Corrupt {
+                    position: size - 1,
+                    what: "leaf does not match its tree hash",
+                });
             }
         }
         let latest = sign(&signer, &frontier);
-        Ok(Self { signer, frontier: Mutex::new(frontier), latest: RwLock::new(Arc::new(latest)) })
+        Ok(Self {
+            signer,
+            frontier: Mutex::new(frontier),
+            latest: RwLock::new(Arc::new(latest)),
+        })
     }
 
     /// Hashes `leaves` onto the current tree without publishing anything yet.
@@ -139,8 +155,14 @@ impl AuditLog {
 }
 
 fn sign(signer: &NoteSigner, frontier: &Frontier) -> SignedCheckpoint {
-    let checkpoint = Checkpoint { origin: signer.name().to_string(), size: frontier.size(), root: frontier.root() };
-    let note = signer.sign(&checkpoint.body()).expect("a checkpoint body is non-empty and ends with a newline");
+    let checkpoint = Checkpoint {
+        origin: signer.name().to_string(),
+        size: frontier.size(),
+        root: frontier.root(),
+    };
+    let note = signer
+        .sign(&checkpoint.body())
+        .expect("a checkpoint body is non-empty and ends with a newline");
     SignedCheckpoint { checkpoint, note }
 }
 
@@ -152,7 +174,9 @@ mod tests {
     use crate::storage::{MemoryStore, SledStore};
 
     fn leaves(from: usize, n: usize) -> Vec<Vec<u8>> {
-        (from..from + n).map(|i| format!("leaf {i}").into_bytes()).collect()
+        (from..from + n)
+            .map(|i| format!("leaf {i}").into_bytes())
+            .collect()
     }
 
     #[test]
@@ -163,7 +187,10 @@ mod tests {
         assert_eq!(vkey, signer.verifier_key());
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SIGNING_KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(SIGNING_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let mut reference = MemoryTree::new();
@@ -203,6 +230,9 @@ mod tests {
         let store = MemoryStore::default();
         store.append_durable(&leaves(0, 3), &[]).unwrap();
         let signer = NoteSigner::new("bcl.example/log-test", &[1; 32]).unwrap();
-        assert!(matches!(AuditLog::open(&store, signer), Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            AuditLog::open(&store, signer),
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 }

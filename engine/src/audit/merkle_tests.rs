@@ -8,8 +8,16 @@ fn h(hex_str: &str) -> Hash {
     hex::decode(hex_str).unwrap().try_into().unwrap()
 }
 
-const LEAVES: [&str; 8] =
-    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
+const LEAVES: [&str; 8] = [
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
+];
 
 /// Root of the first n leaves, n = 0..=8.
 const ROOTS: [&str; 9] = [
@@ -38,10 +46,19 @@ fn roots_match_the_reference_vectors_for_every_size() {
     assert_eq!(t.root(), h(ROOTS[0]));
     for (n, l) in LEAVES.iter().enumerate() {
         t.push(&hex::decode(l).unwrap());
-        assert_eq!(t.root(), h(ROOTS[n + 1]), "incremental root of size {}", n + 1);
+        assert_eq!(
+            t.root(),
+            h(ROOTS[n + 1]),
+            "incremental root of size {}",
+            n + 1
+        );
     }
     for (n, want) in ROOTS.iter().enumerate() {
-        assert_eq!(root(&t, n as u64).unwrap(), h(want), "stored-node root of size {n}");
+        assert_eq!(
+            root(&t, n as u64).unwrap(),
+            h(want),
+            "stored-node root of size {n}"
+        );
     }
 }
 
@@ -50,21 +67,37 @@ fn inclusion_proofs_match_the_reference_vectors() {
     let t = reference_tree();
     let cases: [(u64, u64, &[&str]); 4] = [
         (0, 1, &[]),
-        (0, 8, &[
-            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (5, 8, &[
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
-        (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+        (
+            0,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            5,
+            8,
+            &[
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            3,
+            &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+        ),
     ];
     for (index, size, want) in cases {
         let want: Vec<Hash> = want.iter().map(|s| h(s)).collect();
-        assert_eq!(inclusion_proof(&t, index, size).unwrap(), want, "proof of {index} in {size}");
+        assert_eq!(
+            inclusion_proof(&t, index, size).unwrap(),
+            want,
+            "proof of {index} in {size}"
+        );
         let leaf = leaf_hash(&hex::decode(LEAVES[index as usize]).unwrap());
         verify_inclusion(&leaf, index, size, &want, &h(ROOTS[size as usize])).unwrap();
     }
@@ -75,25 +108,48 @@ fn consistency_proofs_match_the_reference_vectors() {
     let t = reference_tree();
     let cases: [(u64, u64, &[&str]); 4] = [
         (1, 1, &[]),
-        (1, 8, &[
-            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (6, 8, &[
-            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
-        (2, 5, &[
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-        ]),
+        (
+            1,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            6,
+            8,
+            &[
+                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            5,
+            &[
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
     ];
     for (first, second, want) in cases {
         let want: Vec<Hash> = want.iter().map(|s| h(s)).collect();
-        assert_eq!(consistency_proof(&t, first, second).unwrap(), want, "proof {first} -> {second}");
-        verify_consistency(first, second, &h(ROOTS[first as usize]), &h(ROOTS[second as usize]), &want).unwrap();
+        assert_eq!(
+            consistency_proof(&t, first, second).unwrap(),
+            want,
+            "proof {first} -> {second}"
+        );
+        verify_consistency(
+            first,
+            second,
+            &h(ROOTS[first as usize]),
+            &h(ROOTS[second as usize]),
+            &want,
+        )
+        .unwrap();
     }
 }
 
@@ -160,7 +216,9 @@ fn subproof(m: usize, d: &[Vec<u8>], b: bool) -> Vec<Hash> {
 }
 
 fn data(n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("leaf-{i}-{}", i * 7919 % 97).into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("leaf-{i}-{}", i * 7919 % 97).into_bytes())
+        .collect()
 }
 
 #[test]
@@ -228,7 +286,10 @@ fn altered_proofs_and_claims_are_rejected() {
             longer.push([0xab; 32]);
             assert!(verify_inclusion(&leaf, m, n, &longer, &r).is_err());
             assert!(verify_inclusion(&leaf_hash(b"other"), m, n, &p, &r).is_err());
-            assert!(verify_inclusion(&leaf, (m + 1) % n, n, &p, &r).is_err() || d[((m + 1) % n) as usize] == d[m as usize]);
+            assert!(
+                verify_inclusion(&leaf, (m + 1) % n, n, &p, &r).is_err()
+                    || d[((m + 1) % n) as usize] == d[m as usize]
+            );
             assert!(verify_inclusion(&leaf, n, n, &p, &r).is_err());
         }
         for m in 1..n {
@@ -236,10 +297,22 @@ fn altered_proofs_and_claims_are_rejected() {
             let p = consistency_proof(&t, m, n).unwrap();
             let mut flipped = p.clone();
             flipped[0][3] ^= 0x80;
-            assert!(verify_consistency(m, n, &first, &r, &flipped).is_err(), "{m}->{n} flipped");
-            assert!(verify_consistency(m, n, &first, &r, &p[..p.len() - 1]).is_err(), "{m}->{n} truncated");
-            assert!(verify_consistency(m, n, &r, &first, &p).is_err(), "{m}->{n} roots swapped");
-            assert!(verify_consistency(m, n, &first, &root(&t, n - 1).unwrap(), &p).is_err(), "{m}->{n} other root");
+            assert!(
+                verify_consistency(m, n, &first, &r, &flipped).is_err(),
+                "{m}->{n} flipped"
+            );
+            assert!(
+                verify_consistency(m, n, &first, &r, &p[..p.len() - 1]).is_err(),
+                "{m}->{n} truncated"
+            );
+            assert!(
+                verify_consistency(m, n, &r, &first, &p).is_err(),
+                "{m}->{n} roots swapped"
+            );
+            assert!(
+                verify_consistency(m, n, &first, &root(&t, n - 1).unwrap(), &p).is_err(),
+                "{m}->{n} other root"
+            );
         }
     }
     let r4 = root(&t, 4).unwrap();
@@ -247,13 +320,27 @@ fn altered_proofs_and_claims_are_rejected() {
     assert!(verify_consistency(4, 4, &r4, &root(&t, 5).unwrap(), &[]).is_err());
     verify_consistency(0, 8, &empty_root(), &root(&t, 8).unwrap(), &[]).unwrap();
     assert!(verify_consistency(5, 4, &r4, &r4, &[]).is_err());
-    assert_eq!(inclusion_proof(&t, 8, 8), Err(MerkleError::IndexBeyondTree { index: 8, size: 8 }));
-    assert_eq!(consistency_proof(&t, 9, 8), Err(MerkleError::FirstBeyondSecond { first: 9, second: 8 }));
+    assert_eq!(
+        inclusion_proof(&t, 8, 8),
+        Err(MerkleError::IndexBeyondTree { index: 8, size: 8 })
+    );
+    assert_eq!(
+        consistency_proof(&t, 9, 8),
+        Err(MerkleError::FirstBeyondSecond {
+            first: 9,
+            second: 8
+        })
+    );
 }
 
 #[test]
 fn node_keys_round_trip_and_sort_by_level_then_index() {
-    let ids = [NodeId::new(0, 5), NodeId::new(0, 300), NodeId::new(3, 1), NodeId::new(63, u64::MAX)];
+    let ids = [
+        NodeId::new(0, 5),
+        NodeId::new(0, 300),
+        NodeId::new(3, 1),
+        NodeId::new(63, u64::MAX),
+    ];
     for id in ids {
         assert_eq!(NodeId::from_key(&id.to_key()), Some(id));
     }

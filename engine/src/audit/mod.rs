@@ -2,10 +2,10 @@
 //! signed-note and tlog-checkpoint formats (`note`, `checkpoint`), the live tree the writer extends after
 //! each batch (`log`), and the auditor's offline verification (`verify`).
 
-pub mod merkle;
 pub mod checkpoint;
-pub mod note;
-pub mod log;
-pub mod proofs;
 pub mod export;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod proofs;
 pub mod verify;

@@ -61,7 +61,11 @@ impl NoteSigner {
         }
         let key = SigningKey::from_bytes(seed);
         let id = key_id(name, key.verifying_key().as_bytes());
-        Ok(Self { name: name.to_string(), key, id })
+        Ok(Self {
+            name: name.to_string(),
+            key,
+            id,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -72,7 +76,12 @@ impl NoteSigner {
     pub fn verifier_key(&self) -> String {
         let mut material = vec![ALG_ED25519];
         material.extend_from_slice(self.key.verifying_key().as_bytes());
-        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(material))
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.id),
+            B64.encode(material)
+        )
     }
 
     /// The signed note: `text`, a blank line, and this key's signature line. Ed25519 is deterministic, so
@@ -85,7 +94,11 @@ impl NoteSigner {
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&self.id);
         blob.extend_from_slice(&signature.to_bytes());
-        Ok(format!("{text}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(blob)))
+        Ok(format!(
+            "{text}\n{SIG_PREFIX}{} {}\n",
+            self.name,
+            B64.encode(blob)
+        ))
     }
 }
 
@@ -109,7 +122,8 @@ impl NoteVerifier {
         let vkey = vkey.trim();
         // The base64 part may itself contain '+': split at the first two only.
         let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(material)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(name), Some(id_hex), Some(material)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(NoteError::BadVerifierKey("expected name+keyid+key"));
         };
         if !valid_name(name) {
@@ -117,20 +131,42 @@ impl NoteVerifier {
         }
         let id: [u8; 4] = hex::decode(id_hex)
             .ok()
-            .filter(|_| id_hex.len() == 8 && id_hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+            .filter(|_| {
+                id_hex.len() == 8
+                    && id_hex
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+            })
             .and_then(|b| b.try_into().ok())
-            .ok_or(NoteError::BadVerifierKey("key id must be 8 lowercase hex digits"))?;
-        let material = B64.decode(material).map_err(|_| NoteError::BadVerifierKey("key is not base64"))?;
-        let (&alg, public) = material.split_first().ok_or(NoteError::BadVerifierKey("key is empty"))?;
+            .ok_or(NoteError::BadVerifierKey(
+                "key id must be 8 lowercase hex digits",
+            ))?;
+        let material = B64
+            .decode(material)
+            .map_err(|_| NoteError::BadVerifierKey("key is not base64"))?;
+        let (&alg, public) = material
+            .split_first()
+            .ok_or(NoteError::BadVerifierKey("key is empty"))?;
         if alg != ALG_ED25519 {
-            return Err(NoteError::BadVerifierKey("only Ed25519 (type 0x01) keys are supported"));
+            return Err(NoteError::BadVerifierKey(
+                "only Ed25519 (type 0x01) keys are supported",
+            ));
         }
-        let public: [u8; 32] = public.try_into().map_err(|_| NoteError::BadVerifierKey("Ed25519 key must be 32 bytes"))?;
+        let public: [u8; 32] = public
+            .try_into()
+            .map_err(|_| NoteError::BadVerifierKey("Ed25519 key must be 32 bytes"))?;
         if key_id(name, &public) != id {
-            return Err(NoteError::BadVerifierKey("key id does not match the name and key"));
+            return Err(NoteError::BadVerifierKey(
+                "key id does not match the name and key",
+            ));
         }
-        let key = VerifyingKey::from_bytes(&public).map_err(|_| NoteError::BadVerifierKey("not an Ed25519 point"))?;
-        Ok(Self { name: name.to_string(), id, key })
+        let key = VerifyingKey::from_bytes(&public)
+            .map_err(|_| NoteError::BadVerifierKey("not an Ed25519 point"))?;
+        Ok(Self {
+            name: name.to_string(),
+            id,
+            key,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -140,16 +176,26 @@ impl NoteVerifier {
     /// Verifies `note` and returns its text. Signatures by other keys are ignored; the note must carry a
     /// valid signature by this key.
     pub fn open<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
-        let split = note.rfind("\n\n").ok_or(NoteError::Malformed("no blank line before the signatures"))?;
+        let split = note
+            .rfind("\n\n")
+            .ok_or(NoteError::Malformed("no blank line before the signatures"))?;
         let (text, signatures) = (&note[..split + 1], &note[split + 2..]);
         if !signatures.ends_with('\n') {
-            return Err(NoteError::Malformed("signature block must end with a newline"));
+            return Err(NoteError::Malformed(
+                "signature block must end with a newline",
+            ));
         }
         let mut found = false;
         for line in signatures[..signatures.len() - 1].split('\n') {
-            let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed("signature line must start with an em dash"))?;
-            let (name, blob) = rest.rsplit_once(' ').ok_or(NoteError::Malformed("signature line needs a name and a signature"))?;
-            let blob = B64.decode(blob).map_err(|_| NoteError::Malformed("signature is not base64"))?;
+            let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
+                "signature line must start with an em dash",
+            ))?;
+            let (name, blob) = rest.rsplit_once(' ').ok_or(NoteError::Malformed(
+                "signature line needs a name and a signature",
+            ))?;
+            let blob = B64
+                .decode(blob)
+                .map_err(|_| NoteError::Malformed("signature is not base64"))?;
             if blob.len() < 5 {
                 return Err(NoteError::Malformed("signature too short"));
             }
@@ -159,7 +205,9 @@ impl NoteVerifier {
             found = true;
             let signature = ed25519_dalek::Signature::from_slice(&blob[4..])
                 .map_err(|_| NoteError::BadSignature(self.name.clone()))?;
-            self.key.verify_strict(text.as_bytes(), &signature).map_err(|_| NoteError::BadSignature(self.name.clone()))?;
+            self.key
+                .verify_strict(text.as_bytes(), &signature)
+                .map_err(|_| NoteError::BadSignature(self.name.clone()))?;
         }
         if found {
             Ok(text)
@@ -190,17 +238,26 @@ mod tests {
         let signer = go_signer();
         assert_eq!(signer.verifier_key(), GO_VKEY);
         assert_eq!(signer.sign(GO_TEXT).unwrap(), GO_NOTE);
-        assert_eq!(NoteVerifier::parse(GO_VKEY).unwrap().open(GO_NOTE).unwrap(), GO_TEXT);
+        assert_eq!(
+            NoteVerifier::parse(GO_VKEY).unwrap().open(GO_NOTE).unwrap(),
+            GO_TEXT
+        );
     }
 
     #[test]
     fn rejects_altered_notes_and_foreign_keys() {
         let v = NoteVerifier::parse(GO_VKEY).unwrap();
         let altered = GO_NOTE.replace("cryptography", "cryptographY");
-        assert_eq!(v.open(&altered), Err(NoteError::BadSignature("PeterNeumann".into())));
+        assert_eq!(
+            v.open(&altered),
+            Err(NoteError::BadSignature("PeterNeumann".into()))
+        );
         let other = NoteSigner::new("PeterNeumann", &[7u8; 32]).unwrap();
         let forged = other.sign(GO_TEXT).unwrap();
-        assert_eq!(v.open(&forged), Err(NoteError::NotSignedByKey("PeterNeumann".into())));
+        assert_eq!(
+            v.open(&forged),
+            Err(NoteError::NotSignedByKey("PeterNeumann".into()))
+        );
         // A second, unknown signer's line is ignored as long as ours verifies.
         let cosigned = format!("{GO_NOTE}{}", forged.rsplit("\n\n").next().unwrap());
         assert_eq!(v.open(&cosigned).unwrap(), GO_TEXT);
@@ -220,7 +277,13 @@ mod tests {
         ] {
             assert!(NoteVerifier::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(NoteSigner::new("a b", &[0; 32]).err(), Some(NoteError::BadName));
-        assert_eq!(go_signer().sign("no newline").err(), Some(NoteError::BadText));
+        assert_eq!(
+            NoteSigner::new("a b", &[0; 32]).err(),
+            Some(NoteError::BadName)
+        );
+        assert_eq!(
+            go_signer().sign("no newline").err(),
+            Some(NoteError::BadText)
+        );
     }
 }

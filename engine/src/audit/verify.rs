@@ -80,7 +80,11 @@ impl Report {
     }
 
     fn fail(&mut self, check: &'static str, position: Option<u64>, detail: impl Into<String>) {
-        self.failures.push(Failure { check, position, detail: detail.into() });
+        self.failures.push(Failure {
+            check,
+            position,
+            detail: detail.into(),
+        });
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -101,7 +105,12 @@ impl Report {
 }
 
 pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, '_>) -> Report {
-    let Options { previous_note, reproducer, oracle, progress } = options;
+    let Options {
+        previous_note,
+        reproducer,
+        oracle,
+        progress,
+    } = options;
     let mut report = Report::default();
     let checkpoint = match Checkpoint::open(verifier, source.note) {
         Ok(c) => c,
@@ -121,7 +130,10 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
         report.fail(
             "size",
             Some(source.leaves.len() as u64),
-            format!("the checkpoint commits to {n} leaves but only {} were supplied", source.leaves.len()),
+            format!(
+                "the checkpoint commits to {n} leaves but only {} were supplied",
+                source.leaves.len()
+            ),
         );
     }
 
@@ -130,30 +142,48 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     let mut tree = MemoryTree::new();
     for (i, leaf) in leaves.iter().enumerate() {
         tree.push(leaf);
-        if i % 65_536 == 0 {
+        if i.is_multiple_of(65_536) {
             progress("hash", i as u64, n);
         }
     }
     progress("hash", leaves.len() as u64, n);
     report.hash_seconds = started.elapsed().as_secs_f64();
     if tree.size() == n && tree.root() != checkpoint.root {
-        report.fail("root", None, "the root recomputed from the leaves differs from the signed root");
+        report.fail(
+            "root",
+            None,
+            "the root recomputed from the leaves differs from the signed root",
+        );
     }
     if tree.size() != n || tree.root() != checkpoint.root {
-        locate_differences(&mut report, &tree, &checkpoint, source.recorded_hashes, oracle);
+        locate_differences(
+            &mut report,
+            &tree,
+            &checkpoint,
+            source.recorded_hashes,
+            oracle,
+        );
     }
 
     // 2. Consistency with what this auditor saw before.
     if let Some(previous) = previous_note {
         match Checkpoint::open(verifier, previous) {
-            Err(e) => report.fail("previous", None, format!("the saved checkpoint does not verify: {e}")),
+            Err(e) => report.fail(
+                "previous",
+                None,
+                format!("the saved checkpoint does not verify: {e}"),
+            ),
             Ok(p) if p.size > n => report.fail(
                 "consistency",
                 Some(n),
-                format!("the log shrank: the saved checkpoint has {} leaves, the current one {n}", p.size),
+                format!(
+                    "the log shrank: the saved checkpoint has {} leaves, the current one {n}",
+                    p.size
+                ),
             ),
             Ok(p) if p.size <= tree.size() => {
-                let earlier = merkle::root(&tree, p.size).expect("every node of a memory tree is present");
+                let earlier =
+                    merkle::root(&tree, p.size).expect("every node of a memory tree is present");
                 if earlier != p.root {
                     report.fail(
                         "consistency",
@@ -162,7 +192,11 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
                     );
                 }
             }
-            Ok(_) => report.fail("consistency", None, "too few leaves to check the saved checkpoint"),
+            Ok(_) => report.fail(
+                "consistency",
+                None,
+                "too few leaves to check the saved checkpoint",
+            ),
         }
     }
 
@@ -170,7 +204,10 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     let mut issuances: Vec<(u64, IssuanceRecord)> = Vec::new();
     for (position, bytes) in leaves.iter().enumerate() {
         if bytes.first() == Some(&ISSUANCE_TAG) {
-            if let Ok(LogLeaf { kind: Some(Kind::Issuance(record)) }) = LogLeaf::decode(bytes.as_slice()) {
+            if let Ok(LogLeaf {
+                kind: Some(Kind::Issuance(record)),
+            }) = LogLeaf::decode(bytes.as_slice())
+            {
                 issuances.push((position as u64, record));
             }
         }
@@ -180,9 +217,27 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     for item in &issuances {
         let (position, record) = item;
         if record.as_of_position > *position {
-            report.fail("issuance", Some(*position), format!("certificate {} claims a snapshot after itself", record.certificate_id));
-        } else if let Some(s) = record.source_positions.iter().find(|&&s| s >= record.as_of_position) {
-            report.fail("issuance", Some(*position), format!("certificate {} cites position {s}, outside its snapshot", record.certificate_id));
+            report.fail(
+                "issuance",
+                Some(*position),
+                format!(
+                    "certificate {} claims a snapshot after itself",
+                    record.certificate_id
+                ),
+            );
+        } else if let Some(s) = record
+            .source_positions
+            .iter()
+            .find(|&&s| s >= record.as_of_position)
+        {
+            report.fail(
+                "issuance",
+                Some(*position),
+                format!(
+                    "certificate {} cites position {s}, outside its snapshot",
+                    record.certificate_id
+                ),
+            );
         } else {
             pending.push(item);
         }
@@ -197,9 +252,18 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
         while let Some((at, record)) = next.next_if(|(_, r)| r.as_of_position == position) {
             if let Some(r) = &reproducer {
                 let t = Instant::now();
-                match crate::issuance::reproduce_from_state(r.renderer, r.secret, &projection.state, record) {
+                match crate::issuance::reproduce_from_state(
+                    r.renderer,
+                    r.secret,
+                    &projection.state,
+                    record,
+                ) {
                     Ok(_) => report.reproduced += 1,
-                    Err(e) => report.fail("reproduce", Some(*at), format!("certificate {}: {e}", record.certificate_id)),
+                    Err(e) => report.fail(
+                        "reproduce",
+                        Some(*at),
+                        format!("certificate {}: {e}", record.certificate_id),
+                    ),
                 }
                 reproduce_time += t.elapsed();
             }
@@ -212,7 +276,7 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
                 projection.apply(&LogLeaf { kind: None });
             }
         }
-        if position % 65_536 == 0 {
+        if position.is_multiple_of(65_536) {
             progress("fold", position, leaves.len() as u64);
         }
     }
@@ -234,7 +298,11 @@ fn locate_differences(
         let mut hints = MemoryTree::new();
         recorded.iter().for_each(|h| hints.push_leaf_hash(*h));
         if hints.size() != checkpoint.size || hints.root() != checkpoint.root {
-            report.fail("root", None, "the export's recorded leaf hashes do not match the signed checkpoint either");
+            report.fail(
+                "root",
+                None,
+                "the export's recorded leaf hashes do not match the signed checkpoint either",
+            );
             return;
         }
         let mut listed = 0;
@@ -244,13 +312,24 @@ fn locate_differences(
                 differing += 1;
                 if listed < MAX_LISTED {
                     listed += 1;
-                    let what = if (position as u64) < tree.size() { "the leaf differs from the one the log recorded" } else { "the leaf is missing" };
+                    let what = if (position as u64) < tree.size() {
+                        "the leaf differs from the one the log recorded"
+                    } else {
+                        "the leaf is missing"
+                    };
                     report.fail("leaf", Some(position as u64), what);
                 }
             }
         }
         if differing > listed as u64 {
-            report.fail("leaf", None, format!("{} more differing leaves not listed", differing - listed as u64));
+            report.fail(
+                "leaf",
+                None,
+                format!(
+                    "{} more differing leaves not listed",
+                    differing - listed as u64
+                ),
+            );
         }
         return;
     }
@@ -263,7 +342,9 @@ fn locate_differences(
                 return; // what we have is a correct prefix; the size failure already says what is missing
             }
             Ok(false) => {}
-            Err(e) => return report.fail("root", None, format!("cannot locate the difference: {e}")),
+            Err(e) => {
+                return report.fail("root", None, format!("cannot locate the difference: {e}"))
+            }
         }
     }
     while bad - good > 1 {
@@ -272,10 +353,16 @@ fn locate_differences(
         match oracle.prefix_matches(mid, &root) {
             Ok(true) => good = mid,
             Ok(false) => bad = mid,
-            Err(e) => return report.fail("root", None, format!("cannot locate the difference: {e}")),
+            Err(e) => {
+                return report.fail("root", None, format!("cannot locate the difference: {e}"))
+            }
         }
     }
-    report.fail("leaf", Some(good), "first leaf that differs from the history the signed checkpoint commits to");
+    report.fail(
+        "leaf",
+        Some(good),
+        "first leaf that differs from the history the signed checkpoint commits to",
+    );
 }
 
 /// A prefix check against a tree whose root at `size` is known and whose consistency proofs can be asked for.

@@ -13,9 +13,20 @@ fn signer() -> NoteSigner {
 }
 
 fn log(n: usize) -> Vec<Vec<u8>> {
-    let m = bcl_fixtures::generate(&bcl_fixtures::Spec { households: 20, ..Default::default() });
+    let m = bcl_fixtures::generate(&bcl_fixtures::Spec {
+        households: 20,
+        ..Default::default()
+    });
     assert!(m.events.len() >= n, "fixture too small");
-    m.events[..n].iter().map(|e| LogLeaf { kind: Some(Kind::ChangeEvent(e.clone())) }.encode_to_vec()).collect()
+    m.events[..n]
+        .iter()
+        .map(|e| {
+            LogLeaf {
+                kind: Some(Kind::ChangeEvent(e.clone())),
+            }
+            .encode_to_vec()
+        })
+        .collect()
 }
 
 fn tree_of(leaves: &[Vec<u8>]) -> MemoryTree {
@@ -26,16 +37,40 @@ fn tree_of(leaves: &[Vec<u8>]) -> MemoryTree {
 
 fn note_for(leaves: &[Vec<u8>]) -> String {
     let t = tree_of(leaves);
-    signer().sign(&Checkpoint { origin: NAME.into(), size: t.size(), root: t.root() }.body()).unwrap()
+    signer()
+        .sign(
+            &Checkpoint {
+                origin: NAME.into(),
+                size: t.size(),
+                root: t.root(),
+            }
+            .body(),
+        )
+        .unwrap()
 }
 
-fn run(note: &str, leaves: &[Vec<u8>], recorded: Option<&[Hash]>, previous: Option<&str>, oracle: Option<&mut dyn PrefixOracle>) -> Report {
+fn run(
+    note: &str,
+    leaves: &[Vec<u8>],
+    recorded: Option<&[Hash]>,
+    previous: Option<&str>,
+    oracle: Option<&mut dyn PrefixOracle>,
+) -> Report {
     let verifier = NoteVerifier::parse(&signer().verifier_key()).unwrap();
     let mut progress = |_: &str, _: u64, _: u64| {};
     verify(
         &verifier,
-        Source { note, leaves, recorded_hashes: recorded },
-        Options { previous_note: previous, reproducer: None, oracle, progress: &mut progress },
+        Source {
+            note,
+            leaves,
+            recorded_hashes: recorded,
+        },
+        Options {
+            previous_note: previous,
+            reproducer: None,
+            oracle,
+            progress: &mut progress,
+        },
     )
 }
 
@@ -45,12 +80,22 @@ struct Honest(MemoryTree);
 impl PrefixOracle for Honest {
     fn prefix_matches(&mut self, size: u64, root: &Hash) -> Result<bool, String> {
         let proof = consistency_proof(&self.0, size, self.0.size()).map_err(|e| e.to_string())?;
-        Ok(prefix_matches_with_proof(size, root, self.0.size(), &self.0.root(), &proof))
+        Ok(prefix_matches_with_proof(
+            size,
+            root,
+            self.0.size(),
+            &self.0.root(),
+            &proof,
+        ))
     }
 }
 
 fn positions(r: &Report, check: &str) -> Vec<u64> {
-    r.failures.iter().filter(|f| f.check == check).filter_map(|f| f.position).collect()
+    r.failures
+        .iter()
+        .filter(|f| f.check == check)
+        .filter_map(|f| f.position)
+        .collect()
 }
 
 #[test]
@@ -60,7 +105,14 @@ fn an_honest_log_verifies() {
     assert!(r.ok(), "{:?}", r.failures);
     assert_eq!((r.tree_size, r.leaves), (200, 200));
     let recorded: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
-    assert!(run(&note_for(&leaves), &leaves, Some(&recorded), Some(&note_for(&leaves[..77])), None).ok());
+    assert!(run(
+        &note_for(&leaves),
+        &leaves,
+        Some(&recorded),
+        Some(&note_for(&leaves[..77])),
+        None
+    )
+    .ok());
 }
 
 #[test]
@@ -104,7 +156,16 @@ fn forged_checkpoints_and_rewritten_history_fail() {
     // Signed by another key under the same name.
     let forger = NoteSigner::new(NAME, &[6u8; 32]).unwrap();
     let t = tree_of(&leaves);
-    let forged = forger.sign(&Checkpoint { origin: NAME.into(), size: t.size(), root: t.root() }.body()).unwrap();
+    let forged = forger
+        .sign(
+            &Checkpoint {
+                origin: NAME.into(),
+                size: t.size(),
+                root: t.root(),
+            }
+            .body(),
+        )
+        .unwrap();
     let r = run(&forged, &leaves, None, None, None);
     assert_eq!(r.failures.len(), 1);
     assert_eq!(r.failures[0].check, "checkpoint");
@@ -115,10 +176,22 @@ fn forged_checkpoints_and_rewritten_history_fail() {
     let mut rewritten = leaves.clone();
     rewritten.swap(3, 4);
     let r = run(&note_for(&rewritten), &rewritten, None, Some(&saved), None);
-    assert_eq!(r.failures.iter().map(|f| f.check).collect::<Vec<_>>(), vec!["consistency"]);
+    assert_eq!(
+        r.failures.iter().map(|f| f.check).collect::<Vec<_>>(),
+        vec!["consistency"]
+    );
     // A log that shrank below the saved checkpoint.
-    let r = run(&note_for(&leaves[..50]), &leaves[..50], None, Some(&saved), None);
-    assert_eq!(r.failures.iter().map(|f| f.check).collect::<Vec<_>>(), vec!["consistency"]);
+    let r = run(
+        &note_for(&leaves[..50]),
+        &leaves[..50],
+        None,
+        Some(&saved),
+        None,
+    );
+    assert_eq!(
+        r.failures.iter().map(|f| f.check).collect::<Vec<_>>(),
+        vec!["consistency"]
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use crate::audit::verify::{self, PrefixOracle, Reproducer};
 use crate::secrets::{MasterSecret, MASTER_SECRET_FILE};
 use crate::storage::{LogStore, SledStore};
 use bcl_proto::{
-    audit_client::AuditClient, log_leaf::Kind, ConsistencyProofRequest, GetCheckpointRequest, InclusionProofRequest,
-    LogLeaf, ReadLogRequest,
+    audit_client::AuditClient, log_leaf::Kind, ConsistencyProofRequest, GetCheckpointRequest,
+    InclusionProofRequest, LogLeaf, ReadLogRequest,
 };
 use prost::Message;
 use std::io::{Read, Write};
@@ -46,7 +46,11 @@ pub enum Command {
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// Read from a running server (gRPC URL).
-    #[arg(long, conflicts_with = "data_dir", required_unless_present = "data_dir")]
+    #[arg(
+        long,
+        conflicts_with = "data_dir",
+        required_unless_present = "data_dir"
+    )]
     pub server: Option<String>,
     /// Read a stopped server's data directory directly.
     #[arg(long)]
@@ -99,7 +103,13 @@ pub struct ProveArgs {
 pub fn run(args: Args) -> CliResult {
     match args.command {
         Command::Key { data_dir } => {
-            println!("{}", log::read_verifier_key(&data_dir).map_err(|e| format!("{}: {e}", data_dir.join(log::VERIFIER_KEY_FILE).display()))?);
+            println!(
+                "{}",
+                log::read_verifier_key(&data_dir).map_err(|e| format!(
+                    "{}: {e}",
+                    data_dir.join(log::VERIFIER_KEY_FILE).display()
+                ))?
+            );
             Ok(())
         }
         Command::Export(a) => export_log(a),
@@ -109,33 +119,58 @@ pub fn run(args: Args) -> CliResult {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
-async fn client(url: &str) -> Result<AuditClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
+async fn client(
+    url: &str,
+) -> Result<AuditClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
     let channel = Channel::from_shared(url.to_string())?.connect().await?;
     Ok(AuditClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
 fn verifier(vkey: &str) -> Result<NoteVerifier, Box<dyn std::error::Error + Send + Sync>> {
-    let text = if Path::new(vkey).is_file() { std::fs::read_to_string(vkey)? } else { vkey.to_string() };
+    let text = if Path::new(vkey).is_file() {
+        std::fs::read_to_string(vkey)?
+    } else {
+        vkey.to_string()
+    };
     Ok(NoteVerifier::parse(&text)?)
 }
 
 fn hash_of(bytes: &[u8]) -> Result<Hash, String> {
-    bytes.try_into().map_err(|_| "the server sent a hash that is not 32 bytes".to_string())
+    bytes
+        .try_into()
+        .map_err(|_| "the server sent a hash that is not 32 bytes".to_string())
 }
 
 /// The first `size` leaves from a server, with a progress line.
-async fn read_leaves(client: &mut AuditClient<Channel>, size: u64) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
+async fn read_leaves(
+    client: &mut AuditClient<Channel>,
+    size: u64,
+) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
     let mut leaves = Vec::with_capacity(size as usize);
-    let mut stream = client.read_log(ReadLogRequest { from_position: 0, limit: size, follow: false }).await?.into_inner();
+    let mut stream = client
+        .read_log(ReadLogRequest {
+            from_position: 0,
+            limit: size,
+            follow: false,
+        })
+        .await?
+        .into_inner();
     while let Some(entry) = stream.message().await? {
         if entry.position != leaves.len() as u64 {
-            return Err(format!("the server sent position {} where {} was expected", entry.position, leaves.len()).into());
+            return Err(format!(
+                "the server sent position {} where {} was expected",
+                entry.position,
+                leaves.len()
+            )
+            .into());
         }
         leaves.push(entry.leaf);
-        if leaves.len() % 65_536 == 0 {
+        if leaves.len().is_multiple_of(65_536) {
             progress("download", leaves.len() as u64, size);
         }
     }
@@ -154,16 +189,27 @@ fn export_log(args: ExportArgs) -> CliResult {
     let export = if let Some(url) = &args.server {
         runtime()?.block_on(async {
             let mut c = client(url).await?;
-            let cp = c.get_checkpoint(GetCheckpointRequest {}).await?.into_inner();
+            let cp = c
+                .get_checkpoint(GetCheckpointRequest {})
+                .await?
+                .into_inner();
             let leaves = read_leaves(&mut c, cp.tree_size).await?;
             // A server does not hand out its stored leaf hashes: record the hashes of what it sent, which
             // still names any leaf changed in the file later.
             let recorded_hashes = leaves.iter().map(|l| leaf_hash(l)).collect();
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Export { note: cp.note, recorded_hashes, leaves })
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Export {
+                note: cp.note,
+                recorded_hashes,
+                leaves,
+            })
         })?
     } else {
-        let dir = args.data_dir.as_ref().expect("clap requires --server or --data-dir");
-        let store = SledStore::open(&dir.join("log")).map_err(|e| format!("cannot open the log (is the server still running?): {e}"))?;
+        let dir = args
+            .data_dir
+            .as_ref()
+            .expect("clap requires --server or --data-dir");
+        let store = SledStore::open(&dir.join("log"))
+            .map_err(|e| format!("cannot open the log (is the server still running?): {e}"))?;
         if !dir.join(log::SIGNING_KEY_FILE).exists() {
             return Err("the data directory has no checkpoint signing key".into());
         }
@@ -171,7 +217,9 @@ fn export_log(args: ExportArgs) -> CliResult {
         let note = AuditLog::open(&store, signer)?.checkpoint().note.clone();
         let size = store.len();
         let nodes = StoreNodes(&store);
-        let recorded_hashes = (0..size).map(|i| nodes.node(merkle::NodeId::new(0, i))).collect::<Result<Vec<_>, _>>()?;
+        let recorded_hashes = (0..size)
+            .map(|i| nodes.node(merkle::NodeId::new(0, i)))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut leaves = Vec::with_capacity(size as usize);
         while (leaves.len() as u64) < size {
             let chunk = store.read(leaves.len() as u64, 8192)?;
@@ -180,12 +228,20 @@ fn export_log(args: ExportArgs) -> CliResult {
             }
             leaves.extend(chunk.into_iter().map(|(_, l)| l));
         }
-        Export { note, recorded_hashes, leaves }
+        Export {
+            note,
+            recorded_hashes,
+            leaves,
+        }
     };
     let mut w = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
     export.write(&mut w)?;
     w.flush()?;
-    eprintln!("exported {} leaves to {}", export.leaves.len(), args.out.display());
+    eprintln!(
+        "exported {} leaves to {}",
+        export.leaves.len(),
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -199,10 +255,23 @@ struct ServerOracle<'a> {
 
 impl PrefixOracle for ServerOracle<'_> {
     fn prefix_matches(&mut self, first: u64, root: &Hash) -> Result<bool, String> {
-        let req = ConsistencyProofRequest { first_size: first, second_size: self.size };
-        let proof = self.runtime.block_on(self.client.get_consistency_proof(req)).map_err(|s| s.message().to_string())?;
-        let hashes = proof.into_inner().hashes.iter().map(|h| hash_of(h)).collect::<Result<Vec<_>, _>>()?;
-        Ok(verify::prefix_matches_with_proof(first, root, self.size, &self.root, &hashes))
+        let req = ConsistencyProofRequest {
+            first_size: first,
+            second_size: self.size,
+        };
+        let proof = self
+            .runtime
+            .block_on(self.client.get_consistency_proof(req))
+            .map_err(|s| s.message().to_string())?;
+        let hashes = proof
+            .into_inner()
+            .hashes
+            .iter()
+            .map(|h| hash_of(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(verify::prefix_matches_with_proof(
+            first, root, self.size, &self.root, &hashes,
+        ))
     }
 }
 
@@ -220,13 +289,19 @@ fn verify_log(args: VerifyArgs) -> CliResult {
         Some(p) if p.exists() => Some(std::fs::read_to_string(p)?),
         _ => None,
     };
-    let secret_path = args.scramble_secret.clone().or_else(|| args.data_dir.as_ref().map(|d| d.join(MASTER_SECRET_FILE)));
+    let secret_path = args
+        .scramble_secret
+        .clone()
+        .or_else(|| args.data_dir.as_ref().map(|d| d.join(MASTER_SECRET_FILE)));
     let secret = match (&secret_path, args.skip_reproduction) {
         (Some(p), false) => Some(load_secret(p)?),
         _ => None,
     };
     let renderer = match secret {
-        Some(_) => Some(crate::render::Renderer::load_default().map_err(|e| format!("cannot load fonts: {e}"))?),
+        Some(_) => Some(
+            crate::render::Renderer::load_default()
+                .map_err(|e| format!("cannot load fonts: {e}"))?,
+        ),
         None => None,
     };
     let reproducer = match (&renderer, &secret) {
@@ -237,25 +312,45 @@ fn verify_log(args: VerifyArgs) -> CliResult {
     let (note, leaves, recorded, mut oracle) = if let Some(url) = &args.server {
         let (note, leaves, client) = rt.block_on(async {
             let mut c = client(url).await?;
-            let cp = c.get_checkpoint(GetCheckpointRequest {}).await?.into_inner();
+            let cp = c
+                .get_checkpoint(GetCheckpointRequest {})
+                .await?
+                .into_inner();
             let leaves = read_leaves(&mut c, cp.tree_size).await?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((cp.note, leaves, c))
         })?;
         // The oracle may only be trusted with a root the verifier key signed.
         let oracle = Checkpoint::open(&verifier, &note)
             .ok()
-            .map(|cp| ServerOracle { runtime: &rt, client, size: cp.size, root: cp.root });
+            .map(|cp| ServerOracle {
+                runtime: &rt,
+                client,
+                size: cp.size,
+                root: cp.root,
+            });
         (note, leaves, None, oracle)
     } else {
-        let path = args.export.as_ref().expect("clap requires --server or --export");
+        let path = args
+            .export
+            .as_ref()
+            .expect("clap requires --server or --export");
         let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let export = Export::read(&mut std::io::BufReader::new(file))?;
-        (export.note, export.leaves, Some(export.recorded_hashes), None)
+        (
+            export.note,
+            export.leaves,
+            Some(export.recorded_hashes),
+            None,
+        )
     };
     let mut show = |stage: &str, done: u64, total: u64| progress(stage, done, total);
     let mut report = verify::verify(
         &verifier,
-        verify::Source { note: &note, leaves: &leaves, recorded_hashes: recorded.as_deref() },
+        verify::Source {
+            note: &note,
+            leaves: &leaves,
+            recorded_hashes: recorded.as_deref(),
+        },
         verify::Options {
             previous_note: previous.as_deref(),
             reproducer,
@@ -291,8 +386,14 @@ fn print_report(r: &verify::Report) {
     println!("log        {}", r.origin);
     println!("tree size  {}", r.tree_size);
     println!("root hash  {}", hex::encode(r.root));
-    println!("leaves     {} hashed in {:.3} s, folded in {:.3} s", r.leaves, r.hash_seconds, r.fold_seconds);
-    println!("issuances  {} ({} re-rendered byte for byte in {:.3} s)", r.issuances, r.reproduced, r.reproduce_seconds);
+    println!(
+        "leaves     {} hashed in {:.3} s, folded in {:.3} s",
+        r.leaves, r.hash_seconds, r.fold_seconds
+    );
+    println!(
+        "issuances  {} ({} re-rendered byte for byte in {:.3} s)",
+        r.issuances, r.reproduced, r.reproduce_seconds
+    );
     if r.ok() {
         println!("OK");
     }
@@ -309,18 +410,29 @@ fn prove(args: ProveArgs) -> CliResult {
     let rt = runtime()?;
     let (proved, cp) = rt.block_on(async {
         let mut c = client(&args.server).await?;
-        let note = c.get_checkpoint(GetCheckpointRequest {}).await?.into_inner().note;
+        let note = c
+            .get_checkpoint(GetCheckpointRequest {})
+            .await?
+            .into_inner()
+            .note;
         let cp = Checkpoint::open(&verifier, &note)?;
         // The server names the issuance's position; the leaf and its proof then have to bear that out.
         let position = c
-            .reproduce(bcl_proto::ReproduceRequest { certificate_id: args.certificate_id.clone() })
+            .reproduce(bcl_proto::ReproduceRequest {
+                certificate_id: args.certificate_id.clone(),
+            })
             .await?
             .into_inner()
             .log_position;
         let (leaf, proof) = leaf_with_proof(&mut c, position, &cp).await?;
         let record = match LogLeaf::decode(leaf.as_slice()).map(|l| l.kind) {
             Ok(Some(Kind::Issuance(r))) if r.certificate_id == args.certificate_id => r,
-            _ => return Err(format!("the leaf at position {position} is not the issuance of this certificate").into()),
+            _ => {
+                return Err(format!(
+                    "the leaf at position {position} is not the issuance of this certificate"
+                )
+                .into())
+            }
         };
         let mut proved = vec![("issuance", position, leaf_hash(&leaf), proof)];
         for &source in &record.source_positions {
@@ -345,9 +457,19 @@ fn prove(args: ProveArgs) -> CliResult {
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("certificate {} in {} (tree size {}, root {})", args.certificate_id, cp.origin, cp.size, hex::encode(cp.root));
+        println!(
+            "certificate {} in {} (tree size {}, root {})",
+            args.certificate_id,
+            cp.origin,
+            cp.size,
+            hex::encode(cp.root)
+        );
         for (role, position, leaf, proof) in &proved {
-            println!("  {role:8} position {position:>10}  leaf {}  proof of {} hashes: verified", hex::encode(leaf), proof.len());
+            println!(
+                "  {role:8} position {position:>10}  leaf {}  proof of {} hashes: verified",
+                hex::encode(leaf),
+                proof.len()
+            );
         }
     }
     Ok(())
@@ -359,11 +481,38 @@ async fn leaf_with_proof(
     position: u64,
     cp: &Checkpoint,
 ) -> Result<(Vec<u8>, Vec<Hash>), Box<dyn std::error::Error + Send + Sync>> {
-    let mut stream = c.read_log(ReadLogRequest { from_position: position, limit: 1, follow: false }).await?.into_inner();
-    let entry = stream.message().await?.filter(|e| e.position == position).ok_or_else(|| format!("the server did not send leaf {position}"))?;
-    let proof = c.get_inclusion_proof(InclusionProofRequest { leaf_index: position, tree_size: cp.size }).await?.into_inner();
-    let hashes = proof.hashes.iter().map(|h| hash_of(h)).collect::<Result<Vec<_>, _>>()?;
-    merkle::verify_inclusion(&leaf_hash(&entry.leaf), position, cp.size, &hashes, &cp.root)
-        .map_err(|e| format!("inclusion proof of position {position}: {e}"))?;
+    let mut stream = c
+        .read_log(ReadLogRequest {
+            from_position: position,
+            limit: 1,
+            follow: false,
+        })
+        .await?
+        .into_inner();
+    let entry = stream
+        .message()
+        .await?
+        .filter(|e| e.position == position)
+        .ok_or_else(|| format!("the server did not send leaf {position}"))?;
+    let proof = c
+        .get_inclusion_proof(InclusionProofRequest {
+            leaf_index: position,
+            tree_size: cp.size,
+        })
+        .await?
+        .into_inner();
+    let hashes = proof
+        .hashes
+        .iter()
+        .map(|h| hash_of(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    merkle::verify_inclusion(
+        &leaf_hash(&entry.leaf),
+        position,
+        cp.size,
+        &hashes,
+        &cp.root,
+    )
+    .map_err(|e| format!("inclusion proof of position {position}: {e}"))?;
     Ok((entry.leaf, hashes))
 }
