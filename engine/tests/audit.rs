@@ -281,6 +281,16 @@ async fn proofs_verify_against_the_signed_checkpoint_and_reproduction_survives_a
         "--json",
     ]);
     assert!(ok, "prove failed: {stderr}");
+    // An unknown certificate: Reproduce refuses, the log scan finds nothing, the command fails.
+    let (ok, _, stderr) = bcl_audit(&[
+        "prove",
+        "131016-00000000000000000000",
+        "--server",
+        &server.url(),
+        "--vkey",
+        &vkey_path(dir.path()),
+    ]);
+    assert!(!ok && stderr.contains("no issuance"), "{stderr}");
     let entries = report["entries"].as_array().unwrap();
     assert_eq!(entries[0]["role"], "issuance");
     assert!(

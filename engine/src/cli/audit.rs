@@ -416,14 +416,24 @@ fn prove(args: ProveArgs) -> CliResult {
             .into_inner()
             .note;
         let cp = Checkpoint::open(&verifier, &note)?;
-        // The server names the issuance's position; the leaf and its proof then have to bear that out.
-        let position = c
+        // The server names the issuance's position (Reproduce answers with it); the leaf and its proof
+        // then have to bear that out. A certificate that no longer reproduces is exactly one an auditor
+        // wants proofs for, so then the position is found by scanning the log instead.
+        let named = c
             .reproduce(bcl_proto::ReproduceRequest {
                 certificate_id: args.certificate_id.clone(),
             })
-            .await?
-            .into_inner()
-            .log_position;
+            .await;
+        let position = match named {
+            Ok(r) => r.into_inner().log_position,
+            Err(status) => {
+                eprintln!(
+                    "Reproduce refused ({}); scanning the log for the issuance",
+                    status.code()
+                );
+                find_issuance(&mut c, &args.certificate_id, cp.size).await?
+            }
+        };
         let (leaf, proof) = leaf_with_proof(&mut c, position, &cp).await?;
         let record = match LogLeaf::decode(leaf.as_slice()).map(|l| l.kind) {
             Ok(Some(Kind::Issuance(r))) if r.certificate_id == args.certificate_id => r,
@@ -473,6 +483,36 @@ fn prove(args: ProveArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The position of a certificate's issuance leaf among the first `size` leaves.
+async fn find_issuance(
+    c: &mut AuditClient<Channel>,
+    certificate_id: &str,
+    size: u64,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let mut stream = c
+        .read_log(ReadLogRequest {
+            from_position: 0,
+            limit: size,
+            follow: false,
+        })
+        .await?
+        .into_inner();
+    while let Some(entry) = stream.message().await? {
+        // Only issuance leaves (field 2 of LogLeaf) are decoded.
+        if entry.leaf.first() == Some(&0x12) {
+            if let Ok(LogLeaf {
+                kind: Some(Kind::Issuance(r)),
+            }) = LogLeaf::decode(entry.leaf.as_slice())
+            {
+                if r.certificate_id == certificate_id {
+                    return Ok(entry.position);
+                }
+            }
+        }
+    }
+    Err(format!("no issuance of certificate {certificate_id} in the first {size} leaves").into())
 }
 
 /// The leaf at `position` and its inclusion proof, verified against the signed checkpoint.
