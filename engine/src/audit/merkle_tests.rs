@@ -349,3 +349,40 @@ fn node_keys_round_trip_and_sort_by_level_then_index() {
     assert_eq!(keys, ids.iter().map(|id| id.to_key()).collect::<Vec<_>>());
     assert_eq!(NodeId::from_key(&[1, 2]), None);
 }
+
+/// Roots and proofs byte for byte equal to those of `ct-merkle`, an independent implementation.
+#[test]
+fn agrees_with_the_ct_merkle_crate() {
+    use ct_merkle::mem_backed_tree::MemoryBackedTree;
+    type CtSha256 = sha2_for_ct_merkle::Sha256;
+    let d = data(40);
+    let mut ours = MemoryTree::new();
+    let mut theirs: MemoryBackedTree<CtSha256, Vec<u8>> = MemoryBackedTree::new();
+    let concat = |p: Vec<Hash>| p.concat();
+    for leaf in &d {
+        ours.push(leaf);
+        theirs.push(leaf.clone());
+        let n = ours.size();
+        assert_eq!(
+            ours.root().as_slice(),
+            theirs.root().as_bytes().as_slice(),
+            "root of {n}"
+        );
+        for m in 0..n {
+            let p = inclusion_proof(&ours, m, n).unwrap();
+            assert_eq!(
+                concat(p),
+                theirs.prove_inclusion(m as usize).as_bytes(),
+                "inclusion {m} in {n}"
+            );
+        }
+        for m in 1..n {
+            let p = consistency_proof(&ours, m, n).unwrap();
+            assert_eq!(
+                concat(p),
+                theirs.prove_consistency((n - m) as usize).as_bytes(),
+                "consistency {m} -> {n}"
+            );
+        }
+    }
+}
