@@ -272,10 +272,26 @@ pub fn descramble_observed(
     let layout = BackLayout::for_front(front_width, front_height);
     let palette = KeyedPalette::new(key, layout.blocks_y as usize);
     let area = layout.scramble_area;
+    // Nearest-colour tables on a 32-level grid per channel (cell centres), one per colour set:
+    // one look-up per pixel instead of five distances. The palette's colours are at least 100
+    // apart, so the 4-unit rounding only matters for colours already midway between two classes.
+    let tables: Vec<Vec<u8>> = (0..PALETTE_SETS)
+        .map(|set| {
+            (0..32 * 32 * 32)
+                .map(|i| {
+                    let c = |k: usize| (((i >> (10 - 5 * k)) & 31) * 8 + 4) as u8;
+                    palette.classify(set, [c(0), c(1), c(2)])
+                })
+                .collect()
+        })
+        .collect();
     let mut shown = Vec::with_capacity((area.width * area.height) as usize);
     for y in 0..area.height {
-        let set = palette.band_set[(y as usize) / BLOCK] as usize;
-        shown.extend((0..area.width).map(|x| palette.classify(set, observe(x, y))));
+        let table = &tables[palette.band_set[(y as usize) / BLOCK] as usize];
+        shown.extend((0..area.width).map(|x| {
+            let [r, g, b] = observe(x, y);
+            table[((r as usize >> 3) << 10) | ((g as usize >> 3) << 5) | (b as usize >> 3)]
+        }));
     }
     let plan = BlockPlan::new(key, layout.blocks_x as usize, layout.blocks_y as usize);
     let padded = blocks::unscramble(&plan, &shown);

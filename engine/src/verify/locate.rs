@@ -63,6 +63,19 @@ impl Homography {
         })
     }
 
+    /// The map restricted to the line `v = const`, for reading a row of back pixels with one
+    /// division each.
+    pub fn row(&self, v: f64) -> RowMap {
+        let (h, k) = (&self.h, 1.0 / self.in_scale);
+        let v = v * k;
+        RowMap {
+            x: [h[0] * k, h[1] * v + h[2]],
+            y: [h[3] * k, h[4] * v + h[5]],
+            w: [h[6] * k, h[7] * v + 1.0],
+            out_scale: self.out_scale,
+        }
+    }
+
     /// The image of `(u, v)`.
     #[inline]
     pub fn apply(&self, u: f64, v: f64) -> (f64, f64) {
@@ -72,6 +85,26 @@ impl Homography {
         (
             (h[0] * u + h[1] * v + h[2]) / w * self.out_scale,
             (h[3] * u + h[4] * v + h[5]) / w * self.out_scale,
+        )
+    }
+}
+
+/// A [`Homography`] on one line `v = const`: `u -> ((a u + b) / (c u + d))` per coordinate.
+#[derive(Clone, Copy, Debug)]
+pub struct RowMap {
+    x: [f64; 2],
+    y: [f64; 2],
+    w: [f64; 2],
+    out_scale: f64,
+}
+
+impl RowMap {
+    #[inline]
+    pub fn at(&self, u: f64) -> (f64, f64) {
+        let s = self.out_scale / (self.w[0] * u + self.w[1]);
+        (
+            (self.x[0] * u + self.x[1]) * s,
+            (self.y[0] * u + self.y[1]) * s,
         )
     }
 }
@@ -470,6 +503,16 @@ mod tests {
             assert!((x - ex).abs() < 1e-6 && (y - ey).abs() < 1e-6);
         }
         assert!(Homography::from_points(&from, &[(1.0, 1.0); 4]).is_none());
+        // A perspective map: the row restriction agrees with the full map.
+        let to = [(3.0, 4.0), (110.0, 9.0), (104.0, 230.0), (-2.0, 205.0)];
+        let h = Homography::from_points(&from, &to).unwrap();
+        for v in [0.5, 77.25, 199.5] {
+            let row = h.row(v);
+            for u in [0.5, 50.0, 99.5] {
+                let (a, b) = (h.apply(u, v), row.at(u));
+                assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9);
+            }
+        }
     }
 
     #[test]

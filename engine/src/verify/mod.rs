@@ -114,10 +114,13 @@ pub fn read_back(
 ) -> Result<GrayImage, VerifyError> {
     let area = location.layout.scramble_area;
     let norm = &location.normalise;
+    // Rows are read in order: keep the current row's restriction of the transform.
+    let mut row = (u32::MAX, location.to_scan.row(0.0));
     scramble::descramble_observed(front_width, front_height, key, |x, y| {
-        let (sx, sy) = location
-            .to_scan
-            .apply((area.x + x) as f64 + 0.5, (area.y + y) as f64 + 0.5);
+        if row.0 != y {
+            row = (y, location.to_scan.row((area.y + y) as f64 + 0.5));
+        }
+        let (sx, sy) = row.1.at((area.x + x) as f64 + 0.5);
         norm.apply(scan.sample_bilinear(sx - 0.5, sy - 0.5))
     })
     .map_err(|_| VerifyError::BadFront("size out of range"))

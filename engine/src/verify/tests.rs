@@ -732,6 +732,17 @@ fn scan_verification_table() {
         "verify_scan, 200-dpi A4 scan {}x{}: best {best:.1} ms of 10",
         scan.width, scan.height
     );
+    let layout = scramble::back_layout(f.a.front.width, f.a.front.height).unwrap();
+    let t = std::time::Instant::now();
+    let loc = locate_back(&scan, &layout).unwrap();
+    let t_locate = t.elapsed().as_secs_f64() * 1e3;
+    let t = std::time::Instant::now();
+    let restored = read_back(&scan, &loc, f.a.front.width, f.a.front.height, &f.a.key).unwrap();
+    let t_read = t.elapsed().as_secs_f64() * 1e3;
+    let t = std::time::Instant::now();
+    std::hint::black_box(BlockScores::compare(&restored, &f.a.front));
+    let t_score = t.elapsed().as_secs_f64() * 1e3;
+    println!("  of which locate {t_locate:.1} ms, read + descramble {t_read:.1} ms, score {t_score:.1} ms");
     let _ = LEVEL_GRAY;
 }
 
