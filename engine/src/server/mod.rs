@@ -6,6 +6,7 @@ pub mod status;
 
 use crate::engine::Engine;
 use bcl_proto::{admin_server::AdminServer, audit_server::AuditServer, ingest_server::IngestServer, issuance_server::IssuanceServer};
+use bcl_proto::verify_server::VerifyServer;
 pub use services::Services;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub async fn serve(
     health.set_serving::<IssuanceServer<Services>>().await;
     health.set_serving::<AuditServer<Services>>().await;
     health.set_serving::<AdminServer<Services>>().await;
+    health.set_serving::<VerifyServer<Services>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bcl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -39,7 +41,8 @@ pub async fn serve(
         .add_service(IngestServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(IssuanceServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(AuditServer::new(services.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(AdminServer::new(services))
+        .add_service(AdminServer::new(services.clone()))
+        .add_service(VerifyServer::new(services).max_decoding_message_size(crate::verify::MAX_VERIFY_REQUEST_BYTES))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

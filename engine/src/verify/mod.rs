@@ -24,11 +24,13 @@ mod degrade;
 mod image_io;
 mod locate;
 mod score;
+mod service;
 #[cfg(test)]
 mod tests;
 
 pub use image_io::{decode_scan, RgbImage, MAX_SCAN_BYTES, MAX_SCAN_PIXELS, MAX_SCAN_SIDE};
 pub use locate::{locate_back, BackLocation};
+pub use service::MAX_VERIFY_REQUEST_BYTES;
 pub use score::{ssim, BlockScores, MATCH_THRESHOLD, TAMPERED_BLOCK_MISMATCH, WORST_BLOCKS};
 
 use crate::scramble::{self, GrayImage, ScrambleKey};
