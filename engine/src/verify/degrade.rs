@@ -158,7 +158,7 @@ fn glyph_ink(xpt: f64, ypt: f64) -> bool {
     }
     if (410.0..418.0).contains(&xpt) {
         let (gx, gy) = (xpt - 410.0, ypt - top);
-        let ring = gx < 1.2 || gx > 6.8 || gy < 1.2 || gy > 6.8;
+        let ring = !(1.2..=6.8).contains(&gx) || !(1.2..=6.8).contains(&gy);
         let dot = (3.0..5.0).contains(&gx) && (3.0..5.0).contains(&gy);
         return ring || dot;
     }

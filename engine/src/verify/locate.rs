@@ -117,11 +117,12 @@ fn solve8(mut a: [[f64; 9]; 8]) -> Option<[f64; 8]> {
             return None;
         }
         a.swap(col, pivot);
-        for row in 0..8 {
-            if row != col {
-                let f = a[row][col] / a[col][col];
-                for k in col..9 {
-                    a[row][k] -= f * a[col][k];
+        let pivot_row = a[col];
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(pivot_row).skip(col) {
+                    *x -= f * p;
                 }
             }
         }
@@ -144,8 +145,8 @@ impl Normalise {
         let mut lut = [[0u8; 256]; 3];
         for c in 0..3 {
             let (b, w) = (black[c] as i32, (white[c] as i32).max(black[c] as i32 + 1));
-            for v in 0..256 {
-                lut[c][v] = ((v as i32 - b) * 255 / (w - b)).clamp(0, 255) as u8;
+            for (v, out) in lut[c].iter_mut().enumerate() {
+                *out = ((v as i32 - b) * 255 / (w - b)).clamp(0, 255) as u8;
             }
         }
         Normalise { lut }
@@ -209,7 +210,9 @@ pub fn locate_back(scan: &RgbImage, layout: &BackLayout) -> Result<BackLocation,
     let mark_side = f[0].0.width as f64;
 
     let n = candidates.len();
-    let mut best: Option<(f64, Homography, [(f64, f64); 4])> = None;
+    // (area, transform, mark centres) of the best quadruple so far.
+    type Fit = (f64, Homography, [(f64, f64); 4]);
+    let mut best: Option<Fit> = None;
     for a in 0..n {
         for b in a + 1..n {
             for c in b + 1..n {
@@ -391,7 +394,7 @@ fn mark_candidates(scan: &RgbImage) -> Vec<Candidate> {
             matched,
         });
     }
-    out.sort_by(|a, b| b.matched.cmp(&a.matched));
+    out.sort_by_key(|c| std::cmp::Reverse(c.matched));
     out.truncate(MAX_CANDIDATES);
     out
 }

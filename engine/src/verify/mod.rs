@@ -30,8 +30,8 @@ mod tests;
 
 pub use image_io::{decode_scan, RgbImage, MAX_SCAN_BYTES, MAX_SCAN_PIXELS, MAX_SCAN_SIDE};
 pub use locate::{locate_back, BackLocation};
-pub use service::MAX_VERIFY_REQUEST_BYTES;
 pub use score::{ssim, BlockScores, MATCH_THRESHOLD, TAMPERED_BLOCK_MISMATCH, WORST_BLOCKS};
+pub use service::MAX_VERIFY_REQUEST_BYTES;
 
 use crate::scramble::{self, GrayImage, ScrambleKey};
 

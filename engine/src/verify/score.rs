@@ -212,7 +212,7 @@ mod tests {
     }
 
     fn text(x: u32, y: u32) -> u8 {
-        if (4..60).contains(&x) && (x / 3 + y / 5) % 4 == 0 {
+        if (4..60).contains(&x) && (x / 3 + y / 5).is_multiple_of(4) {
             0
         } else {
             255

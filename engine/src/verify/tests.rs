@@ -400,8 +400,11 @@ fn paste(a: &BackImage, b: &BackImage, c0: u32, r0: u32, n: u32) -> BackImage {
     out
 }
 
+/// A non-genuine case: its row, and for a paste the flagged and the garbled front blocks.
+type NonGenuine = (Row, Option<Vec<(u32, u32)>>, Option<Vec<(u32, u32)>>);
+
 /// The non-genuine cases; `paste_n` lists the sizes (blocks a side) of pasted regions.
-fn non_genuine(paste_n: &[u32]) -> Vec<(Row, Option<Vec<(u32, u32)>>, Option<Vec<(u32, u32)>>)> {
+fn non_genuine(paste_n: &[u32]) -> Vec<NonGenuine> {
     let f = fixture();
     let m = moderate();
     let (w, h) = (f.a.back.width, f.a.back.height);
