@@ -31,6 +31,7 @@ mod key;
 mod layout;
 mod levels;
 mod palette;
+pub mod latent;
 mod png_io;
 #[cfg(test)]
 mod tests;
