@@ -12,7 +12,7 @@ use bcl_projections::record::{CertificateDocument, ResidentRecordCertificate};
 use bcl_projections::RefusalReason;
 
 /// Recorded with every issuance; bump it whenever a change alters the bytes of a rendered certificate.
-pub const RENDERER_VERSION: &str = "bcl-resident-record/1";
+pub const RENDERER_VERSION: &str = "bcl-resident-record/2";
 
 pub struct Rendered {
     pub pdf: Vec<u8>,

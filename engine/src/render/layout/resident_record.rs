@@ -84,6 +84,10 @@ fn sheet_page(
 ) -> Result<Page, RenderError> {
     let mut c = Canvas::new(fonts, Page::a4());
     let width = RIGHT - LEFT;
+    // The copy-deterrent pantograph (牽制文字) first, under everything else; the same area as the other
+    // certificate types, so every front shows 「複写」 when copied.
+    let background = crate::render::pantograph::build(fonts, LEFT - 12.0, 56.0, width + 24.0, 724.0)?;
+    c.page.items.push(crate::render::Item::Pantograph(std::sync::Arc::new(background)));
 
     // Header line: issuer on the left, sheet mark on the right.
     c.text_at(&cert.municipality.name, "municipality.name", FontRole::Mincho, 10.0, LEFT, 44.0, Align::Left)?;
