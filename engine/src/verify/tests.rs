@@ -597,9 +597,9 @@ fn an_upside_down_scan_is_still_read() {
     assert_eq!(v.verdict, Verdict::Match, "score {}", v.blocks.score);
 }
 
-/// The real path: the issued PDF's back page rendered by poppler's `pdftoppm` at 150 and 300 dpi.
+/// The real path: the issued PDF's back page rendered by poppler's `pdftoppm` at 150 and 300 dpi
+/// (poppler-utils is installed by scripts/setup.sh).
 #[test]
-#[ignore = "needs poppler's pdftoppm on PATH; run with --ignored"]
 fn pdftoppm_round_trip_matches() {
     for row in pdftoppm_rows() {
         check_genuine(&row);
@@ -774,4 +774,21 @@ fn marks_are_located_to_a_fraction_of_a_pixel() {
             );
         }
     }
+}
+
+/// Timing of `verify_scan` alone on a 200-dpi A4 scan (for profiling). Run:
+/// `cargo test --release -p bcl-engine --lib verify::tests::timing_verify -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release mode"]
+fn timing_verify() {
+    let f = fixture();
+    let deg = &all_degradations()[11];
+    let (scan, _) = scan_of(deg, f.a.back.width, f.a.back.height, &back_rgb(&f.a.back));
+    let mut best = f64::MAX;
+    for _ in 0..30 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(verify_scan(&scan, &f.a.front, &f.a.key).unwrap());
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!("verify_scan 200-dpi A4 {}x{}: best {best:.1} ms of 30", scan.width, scan.height);
 }
