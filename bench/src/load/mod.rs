@@ -6,6 +6,7 @@
 //! - [`routing`]: kiosk vendors, their preferred centre, and fail-over with the same request;
 //! - [`recorder`]: latency histograms, outcome counts and the idempotency ledger;
 //! - [`report`]: JSON, CSV and the Markdown summary;
+//! - [`html`]: the one-page HTML report with latency-over-time and percentile charts (inline SVG);
 //! - [`verdict`]: judging each answer against what the fixture case calls for;
 //! - [`spawn`]: starting `bcl serve` processes and loading fixture municipalities into them;
 //! - [`driver`]: the open-loop and closed-loop drivers that tie these together;
@@ -13,6 +14,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod html;
 pub mod mix;
 pub mod recorder;
 pub mod report;

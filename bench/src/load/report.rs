@@ -1,5 +1,5 @@
 //! The results of a run: `report.json` (everything), CSV files for spreadsheets and plotting
-//! (`latency.csv`, `timeline.csv`, `outcomes.csv`), a Markdown summary for BENCHMARKS.md, and the live
+//! (`latency.csv`, `timeline.csv`, `outcomes.csv`), `report.html` (see [`super::html`]), a Markdown summary for BENCHMARKS.md, and the live
 //! progress line.
 
 use super::recorder::{Progress, Totals};
@@ -154,13 +154,14 @@ impl Report {
         out
     }
 
-    /// Writes report.json, latency.csv, timeline.csv and outcomes.csv into `dir`.
+    /// Writes report.json, latency.csv, timeline.csv, outcomes.csv and report.html into `dir`.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&self.to_json()).expect("JSON values serialise"))?;
         std::fs::write(dir.join("latency.csv"), self.latency_csv())?;
         std::fs::write(dir.join("timeline.csv"), self.timeline_csv())?;
         std::fs::write(dir.join("outcomes.csv"), self.outcomes_csv())?;
+        std::fs::write(dir.join("report.html"), super::html::render(self))?;
         Ok(())
     }
 
@@ -265,6 +266,22 @@ mod tests {
         assert!((49_950..=50_050).contains(&p50), "{p50}");
         assert!((99_900..=100_100).contains(&all["max"].as_u64().unwrap()));
         assert_eq!(v["timeline"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn write_puts_every_file_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        report().write(dir.path()).unwrap();
+        let json: Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+        assert_eq!(json["counts"]["sent"], 100);
+        let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        // Two charts: three timeline series (p50, p99, max) and three distributions (all, east, west).
+        assert_eq!(html.matches("<svg").count(), 2);
+        assert_eq!(html.matches("<polyline").count(), 6);
+        assert!(html.contains("east (n=50)"));
+        for f in ["latency.csv", "timeline.csv", "outcomes.csv"] {
+            assert!(dir.path().join(f).is_file(), "{f}");
+        }
     }
 
     #[test]
