@@ -117,7 +117,7 @@ impl Run {
         let delivery = self.centres.issue(job.first, &job.request).await;
         let done = Instant::now();
         if let Ok(r) = &delivery.result {
-            self.recorder.issuance(delivery.served_by, &job.request.request_id, &r.certificate_id, r.replayed);
+            self.recorder.issuance(delivery.served_by, &job.request.request_id, &r.certificate_id, r.replayed, job.retry_of.is_some());
         }
         let (outcome, mismatch) = judge(job.expected, job.retry_of.as_ref(), delivery.failed_over, &delivery.result);
         if let (Ok(r), None, None) = (&delivery.result, &job.retry_of, &mismatch) {

@@ -127,7 +127,7 @@ pub fn render(report: &Report) -> String {
     let _ = write!(out, "<h1>kiosk-load report</h1><p><code>{}</code></p>", escape(report.config["command"].as_str().unwrap_or("")));
     out.push_str(&timeline_chart(&report.totals.timeline));
     out.push_str(&percentile_chart(report));
-    let _ = write!(out, "<h2>Summary</h2><pre>{}</pre></body></html>\n", escape(&report.markdown()));
+    let _ = writeln!(out, "<h2>Summary</h2><pre>{}</pre></body></html>", escape(&report.markdown()));
     out
 }
 

@@ -96,6 +96,9 @@ pub struct Totals {
     /// the other centre after the first one issued but did not answer in time is charged twice.
     centres_of: HashMap<String, (bool, bool)>,
     pub cross_centre_duplicates: u64,
+    /// Of those, the ones whose second issuance answered a kiosk retry (the rest were fresh requests that
+    /// failed over after the first centre had issued them without answering).
+    pub cross_centre_duplicates_from_retries: u64,
 }
 
 impl Totals {
@@ -149,8 +152,9 @@ impl Recorder {
         self.lock().harness_waits += 1;
     }
 
-    /// Enters a non-replayed or replayed issuance into the idempotency ledger.
-    pub fn issuance(&self, centre: CentreId, request_id: &str, certificate_id: &str, replayed: bool) {
+    /// Enters a non-replayed or replayed issuance into the idempotency ledger; `retry`: it answered a kiosk
+    /// retry of an earlier issued request.
+    pub fn issuance(&self, centre: CentreId, request_id: &str, certificate_id: &str, replayed: bool, retry: bool) {
         let mut t = self.lock();
         if replayed {
             return;
@@ -166,6 +170,9 @@ impl Recorder {
         }
         if *entry == (true, true) && before != (true, true) {
             t.cross_centre_duplicates += 1;
+            if retry {
+                t.cross_centre_duplicates_from_retries += 1;
+            }
         }
     }
 
@@ -286,16 +293,18 @@ mod tests {
     #[test]
     fn the_ledger_tells_a_replay_from_a_double_issuance() {
         let r = Recorder::new();
-        r.issuance(CentreId::East, "req-1", "C1", false);
-        r.issuance(CentreId::East, "req-1", "C1", true);
-        r.issuance(CentreId::East, "req-2", "C2", false);
+        r.issuance(CentreId::East, "req-1", "C1", false, false);
+        r.issuance(CentreId::East, "req-1", "C1", true, true);
+        r.issuance(CentreId::East, "req-2", "C2", false, false);
         assert_eq!(r.lock().double_issuances, 0);
-        r.issuance(CentreId::East, "req-2", "C2", false);
+        r.issuance(CentreId::East, "req-2", "C2", false, false);
         assert_eq!(r.lock().double_issuances, 1);
-        r.issuance(CentreId::West, "req-1", "C1", false);
-        r.issuance(CentreId::West, "req-1", "C1", true);
+        r.issuance(CentreId::West, "req-1", "C1", false, true);
+        r.issuance(CentreId::West, "req-1", "C1", true, true);
+        r.issuance(CentreId::East, "req-3", "C3", false, false);
+        r.issuance(CentreId::West, "req-3", "C3", false, false);
         let t = r.finish();
-        assert_eq!((t.double_issuances, t.cross_centre_duplicates), (1, 1));
+        assert_eq!((t.double_issuances, t.cross_centre_duplicates, t.cross_centre_duplicates_from_retries), (1, 2, 1));
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl Report {
                 "failovers_including_warmup": t.failovers_total,
                 "double_issuances": t.double_issuances,
                 "cross_centre_duplicates": t.cross_centre_duplicates,
+                "cross_centre_duplicates_from_retries": t.cross_centre_duplicates_from_retries,
                 "harness_waits": t.harness_waits,
                 "latencies_clamped": t.clamped,
             },
