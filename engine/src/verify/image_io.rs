@@ -161,7 +161,11 @@ mod tests {
     fn fixed_point_bilinear_agrees_with_the_exact_one() {
         let (w, h) = (37u32, 23u32);
         let pixels = (0..w * h * 3).map(|i| (i * 97 % 251) as u8).collect();
-        let img = RgbImage { width: w, height: h, pixels };
+        let img = RgbImage {
+            width: w,
+            height: h,
+            pixels,
+        };
         let mut worst = 0i32;
         for k in 0..5000u32 {
             let x = (k * 7919 % 36000) as f64 / 1000.0;

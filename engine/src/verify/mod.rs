@@ -106,6 +106,19 @@ pub fn verify_scan(
     })
 }
 
+/// Back pixels on the edge of a 16-px block are read this far (in back pixels) towards the block's
+/// interior: neighbouring blocks carry unrelated colours, and a blurred scan mixes them into the
+/// edge pixels, which then classify as a third colour.
+const EDGE_NUDGE: f64 = 0.3;
+
+fn edge_nudge(i: u32) -> f64 {
+    match i as usize % scramble::BLOCK {
+        0 => EDGE_NUDGE,
+        r if r == scramble::BLOCK - 1 => -EDGE_NUDGE,
+        _ => 0.0,
+    }
+}
+
 /// Reads and descrambles the scrambled area of a located back.
 pub fn read_back(
     scan: &RgbImage,
@@ -120,9 +133,14 @@ pub fn read_back(
     let mut row = (u32::MAX, location.to_scan.row(0.0));
     scramble::descramble_observed(front_width, front_height, key, |x, y| {
         if row.0 != y {
-            row = (y, location.to_scan.row((area.y + y) as f64 + 0.5));
+            row = (
+                y,
+                location
+                    .to_scan
+                    .row((area.y + y) as f64 + 0.5 + edge_nudge(y)),
+            );
         }
-        let (sx, sy) = row.1.at((area.x + x) as f64 + 0.5);
+        let (sx, sy) = row.1.at((area.x + x) as f64 + 0.5 + edge_nudge(x));
         norm.apply(scan.sample_bilinear(sx - 0.5, sy - 0.5))
     })
     .map_err(|_| VerifyError::BadFront("size out of range"))
