@@ -1,8 +1,9 @@
 //! The scrambled image of the front that the colour back of every certificate sheet carries.
 //!
-//! A verification site holding the certificate's key descrambles a scan (today: the image extracted
-//! from the PDF) of the back and shows it next to the front, so that a recipient can see whether
-//! the front was altered. The pipeline:
+//! A verification site holding the certificate's key descrambles the back (the image extracted from
+//! the PDF here, exactly; a scan of the paper in `crate::verify`, approximately) and shows it next
+//! to the front, so that a recipient can see whether the front was altered. The full scheme, with
+//! frozen test vectors, is specified in `docs/scramble.md`. The pipeline:
 //!
 //! 1. **Quantise** the grayscale front to 4 levels: gray `v` becomes level `(v + 42) / 85`, the
 //!    nearest of the grays 0, 85, 170, 255, and a quantised or restored front shows level `l` as
