@@ -101,3 +101,28 @@ fn smoke_run_counts_every_request_once_and_never_double_issues() {
     assert!(outcomes.contains(&format!("outcome,refused,{refused}\n")));
     assert!(stdout.contains("sent 200 = issued"));
 }
+
+#[test]
+fn closed_loop_sends_exactly_the_requested_count_and_balances() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_kiosk-load"))
+        .args(["--spawn", "--centres", "1", "--municipalities", "1", "--households", "10", "--mode", "closed", "--kiosks", "4"])
+        .args(["--think-ms", "5", "--requests", "60", "--warmup", "0.3", "--quiet", "--bcl"])
+        .arg(release_bcl())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("run kiosk-load");
+    assert!(run.status.success(), "{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let report: Value = serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    let c = &report["counts"];
+    // Four kiosks race for the last tickets: still exactly 60 measured requests, each answered once.
+    assert_eq!(u(&c["sent"]), 60);
+    assert_eq!(u(&c["issued"]) + u(&c["replayed"]) + u(&c["refused"]) + u(&c["errors"]), 60);
+    assert_eq!(u(&c["errors"]), 0, "{}", report["errors_by_status"]);
+    assert_eq!(u(&c["failovers"]), 0, "one centre: nowhere to fail over to");
+    assert_eq!(u(&c["double_issuances"]), 0);
+    assert!(report["throughput"]["offered_per_s"].is_null(), "a closed loop offers no rate of its own");
+    let centres: Vec<&str> = report["latency"].as_array().unwrap().iter().filter(|r| r["dimension"] == "centre").map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(centres, ["east"]);
+}
