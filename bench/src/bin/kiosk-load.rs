@@ -73,6 +73,9 @@ async fn run(plan: Plan) -> i32 {
         .map(|(c, w, n)| json!({"share": format!("{c:?}"), "per_mille": w, "cases": n}))
         .collect::<Vec<_>>());
     let centres = Centres::new(&targets, args.connections, plan.deadline).unwrap_or_else(|e| fail(e));
+    let cpu_before = |list: &[(CentreId, Spawned)]| list.iter().map(|(c, s)| (*c, s.cpu_seconds())).collect::<Vec<_>>();
+    let engines_cpu_before = cpu_before(&spawned.lock().unwrap_or_else(|e| e.into_inner()));
+    let harness_cpu_before = spawn::cpu_seconds(std::process::id());
     let run = Run::new(centres, mix, args.seed, plan.warmup);
     let run_started = run.measure_start - plan.warmup;
 
@@ -113,7 +116,16 @@ async fn run(plan: Plan) -> i32 {
             .iter()
             .map(|(c, url)| {
                 let s = list.iter().find(|(sc, _)| sc == c).map(|(_, s)| s);
-                EngineInfo { centre: c.name(), url: url.clone(), spawned: s.is_some(), rss_kib: s.and_then(Spawned::rss_kib), peak_rss_kib: s.and_then(Spawned::peak_rss_kib) }
+                let before = engines_cpu_before.iter().find(|(bc, _)| bc == c).and_then(|(_, b)| *b);
+                let cpu_s = s.and_then(Spawned::cpu_seconds).zip(before).map(|(now, b)| now - b);
+                EngineInfo {
+                    centre: c.name(),
+                    url: url.clone(),
+                    spawned: s.is_some(),
+                    rss_kib: s.and_then(Spawned::rss_kib),
+                    peak_rss_kib: s.and_then(Spawned::peak_rss_kib),
+                    cpu_s,
+                }
             })
             .collect()
     };
@@ -144,6 +156,7 @@ async fn run(plan: Plan) -> i32 {
         capped: timing.capped,
         mix: mix_json,
         engines,
+        harness_cpu_s: spawn::cpu_seconds(std::process::id()).zip(harness_cpu_before).map(|(now, b)| now - b),
     };
     if let Some(dir) = &args.out {
         report.write(dir).unwrap_or_else(|e| fail(format!("writing the report to {}: {e}", dir.display())));

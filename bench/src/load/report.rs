@@ -20,6 +20,8 @@ pub struct EngineInfo {
     pub spawned: bool,
     pub rss_kib: Option<u64>,
     pub peak_rss_kib: Option<u64>,
+    /// CPU seconds the engine used during the load (warm-up included, set-up excluded).
+    pub cpu_s: Option<f64>,
 }
 
 /// Everything a report is made of.
@@ -34,6 +36,8 @@ pub struct Report {
     pub capped: bool,
     pub mix: Value,
     pub engines: Vec<EngineInfo>,
+    /// CPU seconds the harness itself used during the load: on a shared box it competes with the engine.
+    pub harness_cpu_s: Option<f64>,
 }
 
 fn row(h: &Histogram<u64>) -> Value {
@@ -110,11 +114,12 @@ impl Report {
                 "completion_window_s": self.completion_window.as_secs_f64(),
                 "capped": self.capped,
             },
+            "harness_cpu_s": self.harness_cpu_s,
             "latency_unit": "microseconds",
             "latency": latency,
             "timeline": timeline,
             "engines": self.engines.iter().map(|e| json!({
-                "centre": e.centre, "url": e.url, "spawned": e.spawned, "rss_kib": e.rss_kib, "peak_rss_kib": e.peak_rss_kib,
+                "centre": e.centre, "url": e.url, "spawned": e.spawned, "rss_kib": e.rss_kib, "peak_rss_kib": e.peak_rss_kib, "cpu_s": e.cpu_s,
             })).collect::<Vec<_>>(),
         })
     }
@@ -188,6 +193,15 @@ impl Report {
             t.mismatches.values().sum::<u64>(),
             if self.capped { " (stopped at a hard cap)" } else { "" },
         );
+        let cpu: Vec<String> = self
+            .engines
+            .iter()
+            .filter_map(|e| e.cpu_s.map(|c| format!("{} {c:.1} s", e.centre)))
+            .chain(self.harness_cpu_s.map(|c| format!("harness {c:.1} s")))
+            .collect();
+        if !cpu.is_empty() {
+            let _ = writeln!(out, "CPU during the load: {}", cpu.join(", "));
+        }
         let _ = writeln!(out, "\n| latency (ms) | n | p50 | p90 | p99 | p99.9 | p99.99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|");
         for ((dim, key), h) in &t.latency {
             let qs: Vec<String> = QUANTILES.iter().map(|(_, q)| ms(h.value_at_quantile(*q))).collect();
@@ -250,6 +264,7 @@ mod tests {
             capped: false,
             mix: json!([]),
             engines: vec![],
+            harness_cpu_s: None,
         }
     }
 

@@ -74,6 +74,11 @@ impl Spawned {
         proc_status_kib(self.pid(), "VmHWM:")
     }
 
+    /// CPU seconds used so far.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.pid())
+    }
+
     /// SIGKILL now (fail-over drills); the data directory stays until drop.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -91,6 +96,17 @@ fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat. Assumes the kernel's USER_HZ of
+/// 100, which Linux reports on every architecture it runs on.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 pub fn rss_kib(pid: u32) -> Option<u64> {
@@ -182,7 +198,15 @@ mod tests {
     }
 
     #[test]
-    fn own_process_rss_is_readable() {
+    fn own_process_rss_and_cpu_are_readable() {
         assert!(rss_kib(std::process::id()).unwrap() > 0);
+        let before = cpu_seconds(std::process::id()).unwrap();
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        let used = cpu_seconds(std::process::id()).unwrap() - before;
+        assert!(used >= 0.1, "200 ms of spinning shows as CPU time: {used}");
     }
 }
