@@ -14,7 +14,7 @@ out="out/bench"
 mkdir -p "$out"
 
 echo "# bench/run.sh $what — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-cargo build --release -p bcl-bench --bins -p bcl-engine --bin bcl
+cargo build --release -p bcl-bench -p bcl-engine --bins
 
 if [ "$what" = all ]; then
   bench=target/release/bcl-bench

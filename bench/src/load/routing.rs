@@ -1,5 +1,5 @@
 //! Kiosk vendors and the two exchange centres. Each vendor's kiosks send through a preferred centre (East
-//! or West); when it answers `UNAVAILABLE` or misses the deadline, the vendor sends the *same* request —
+//! or West); when it answers `UNAVAILABLE` or misses the deadline (see [`fails_over`]), the vendor sends the *same* request —
 //! same request_id, byte-identical body — through the other centre. The body keeps the centre field of the
 //! first attempt, so a retry that lands on an engine which already issued it is a replay, never a second
 //! issuance (the engine's request digest covers every field).
@@ -62,9 +62,11 @@ pub fn kiosk_id(kiosk: usize) -> String {
     format!("{}-{:05}", vendor_of(kiosk).0, kiosk)
 }
 
-/// Whether a vendor tries the other centre after this answer.
+/// Whether a vendor tries the other centre after this answer: UNAVAILABLE, or the deadline passed. A tonic
+/// server whose `grpc-timeout` expires answers CANCELLED ("Timeout expired") rather than DEADLINE_EXCEEDED,
+/// and this client never cancels a request itself, so CANCELLED is the deadline seen from the server side.
 pub fn fails_over(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
 }
 
 /// A connection that drops mid-request (the engine died) surfaces from the client as `UNKNOWN` with the
@@ -178,6 +180,7 @@ mod tests {
     fn only_unavailable_and_deadline_fail_over() {
         assert!(fails_over(&Status::unavailable("down")));
         assert!(fails_over(&Status::deadline_exceeded("slow")));
+        assert!(fails_over(&Status::cancelled("Timeout expired")), "tonic's server-side deadline");
         for s in [Status::failed_precondition("refused"), Status::invalid_argument("bad"), Status::already_exists("reused"), Status::internal("bug")] {
             assert!(!fails_over(&s), "{:?}", s.code());
         }
