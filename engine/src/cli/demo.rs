@@ -76,7 +76,20 @@ pub fn run(args: Args) -> CliResult {
                 municipality_code: code.clone(),
                 municipality_name: "東京都千代田区".into(),
                 mayor_title: "千代田区長".into(),
-                enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
+                enabled_types: [
+                    CertificateType::ResidentRecord,
+                    CertificateType::ResidentRecordItems,
+                    CertificateType::SealRegistration,
+                    CertificateType::TaxAssessment,
+                    CertificateType::Income,
+                    CertificateType::FamilyRegister,
+                    CertificateType::FamilyRegisterPersonal,
+                    CertificateType::FamilyRegisterAnnex,
+                    CertificateType::DisasterDamage,
+                ]
+                .into_iter()
+                .map(|t| t as i32)
+                .collect(),
                 mayor_name: "千代田　太郎".into(),
                 personal_number_allowed: Some(true),
                 ..Default::default()
@@ -86,21 +99,19 @@ pub fn run(args: Args) -> CliResult {
         let mut issuance = IssuanceClient::connect(url.clone()).await?.max_decoding_message_size(64 << 20);
         let pdf_dir = args.out.clone();
         let mut written = 0;
-        // This engine issues 住民票の写し so far; the fixture's seal and tax cases wait for those types.
-        let cases = municipality.cases.iter().filter(|c| c.certificate_type == CertificateType::ResidentRecord);
-        for (i, case) in cases.enumerate() {
+        for (i, case) in municipality.cases.iter().enumerate() {
             let req = IssueRequest {
                 request_id: format!("demo-{}-{i}", case.name),
                 centre: if i % 2 == 0 { Centre::East } else { Centre::West } as i32,
                 kiosk_id: format!("KIOSK-{:05}", 100 + i),
                 municipality_code: code.clone(),
                 card_serial: case.card_serial.clone(),
-                r#type: CertificateType::ResidentRecord as i32,
+                r#type: case.certificate_type as i32,
                 subject_resident_ids: case.subject_resident_ids.clone(),
                 include_relationship: true,
                 include_domicile: i % 3 == 0,
                 include_personal_number: false,
-                fiscal_year: 0,
+                fiscal_year: case.fiscal_year,
                 copies: 1,
             };
             let started = std::time::Instant::now();
