@@ -177,21 +177,44 @@ pub mod ledger {
         r.issued_at.get(..10).unwrap_or("")
     }
 
-    /// Transactions issued on dates in `[from, to]` (YYYY-MM-DD, inclusive; `None` = open), in log order, at
-    /// most `limit` (0 = all).
+    /// A refused request as a transaction: its outcome is the refusal reason, nothing is charged.
+    pub fn refusal_transaction(position: u64, r: &bcl_proto::RefusalRecord) -> Transaction {
+        let q = r.request.clone().unwrap_or_default();
+        Transaction {
+            certificate_id: String::new(),
+            request_id: q.request_id,
+            municipality_code: q.municipality_code,
+            centre: q.centre,
+            kiosk_id: q.kiosk_id,
+            r#type: q.r#type,
+            sheets: 0,
+            copies: q.copies.max(1),
+            fee_yen: 0,
+            issued_at: r.at.clone(),
+            log_position: position,
+            outcome: r.reason.clone(),
+            bcl_fee_yen: 0,
+            store_commission_yen: 0,
+        }
+    }
+
+    /// Issuances and refusals on dates in `[from, to]` (YYYY-MM-DD, inclusive; `None` = open), in log
+    /// order, at most `limit` (0 = all).
     pub fn transactions(
         records: &[(u64, IssuanceRecord)],
+        refusals: &[(u64, bcl_proto::RefusalRecord)],
         from: Option<&str>,
         to: Option<&str>,
         limit: usize,
     ) -> Vec<Transaction> {
         let limit = if limit == 0 { usize::MAX } else { limit };
-        records
-            .iter()
-            .filter(|(_, r)| from.is_none_or(|f| issued_on(r) >= f) && to.is_none_or(|t| issued_on(r) <= t))
-            .take(limit)
-            .map(|(p, r)| transaction(*p, r))
-            .collect()
+        let in_period = |day: &str| from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t);
+        let issued = records.iter().filter(|(_, r)| in_period(issued_on(r))).map(|(p, r)| transaction(*p, r));
+        let refused = refusals.iter().filter(|(_, r)| in_period(r.at.get(..10).unwrap_or(""))).map(|(p, r)| refusal_transaction(*p, r));
+        let mut all: Vec<Transaction> = issued.chain(refused).collect();
+        all.sort_by_key(|t| t.log_position);
+        all.truncate(limit);
+        all
     }
 
     /// The month's settlement (`month` as YYYY-MM, Japan time): counts and money per type and in total.
@@ -271,14 +294,14 @@ pub mod ledger {
             assert_eq!(types, [(ResidentRecord as i32, 2, 4), (SealRegistration as i32, 1, 1), (DisasterDamage as i32, 2, 3)]);
             assert_eq!(settlement("131016", "2026-06", &records).certificates, 0);
 
-            let april = transactions(&records, Some("2026-04-01"), Some("2026-04-30"), 0);
+            let april = transactions(&records, &[], Some("2026-04-01"), Some("2026-04-30"), 0);
             assert_eq!(april.len(), 5);
             assert_eq!(april[0].log_position, 101);
             assert_eq!((april[1].copies, april[1].bcl_fee_yen, april[1].store_commission_yen), (3, 540, 351));
             assert_eq!(april[4].bcl_fee_yen, 214);
             assert!(april.iter().all(|t| t.outcome == "ISSUED"));
-            assert_eq!(transactions(&records, None, Some("2026-03-31"), 0).len(), 1);
-            assert_eq!(transactions(&records, Some("2026-04-11"), None, 2).len(), 2);
+            assert_eq!(transactions(&records, &[], None, Some("2026-03-31"), 0).len(), 1);
+            assert_eq!(transactions(&records, &[], Some("2026-04-11"), None, 2).len(), 2);
         }
     }
 }
@@ -298,7 +321,7 @@ impl Engine {
         let to = date("to_date", &req.to_date)?;
         let proj = self.projection.read().expect("projection lock");
         let Some(m) = proj.state.municipality(&req.municipality_code) else { return Ok(Vec::new()) };
-        Ok(ledger::transactions(m.transactions(), from.as_deref(), to.as_deref(), req.limit as usize))
+        Ok(ledger::transactions(m.transactions(), m.refusals(), from.as_deref(), to.as_deref(), req.limit as usize))
     }
 
     /// The month's settlement (精算) of a municipality.

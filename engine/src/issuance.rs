@@ -81,7 +81,28 @@ fn prepare(
 }
 
 impl Engine {
+    /// `Issuance.Issue`. A refusal by the rules of a municipality this engine serves is recorded in the log
+    /// (durably, before the answer) so the municipality's transaction log shows every attempt; malformed
+    /// requests and reused request ids are not transactions and are not recorded.
     pub async fn issue(&self, req: IssueRequest) -> Result<IssueResponse, EngineError> {
+        let result = self.issue_or_refuse(&req).await;
+        if let Err(EngineError::Refused(refusal)) = &result {
+            let recorded = !matches!(refusal.reason, RefusalReason::InvalidRequest | RefusalReason::RequestIdReused)
+                && self.projection.read().expect("projection lock").state.municipality(&req.municipality_code).is_some();
+            if recorded {
+                let record = bcl_proto::RefusalRecord {
+                    request: Some(req.clone()),
+                    reason: refusal.reason.as_str().to_string(),
+                    at: self.clock.now().to_rfc3339(),
+                };
+                self.writer.submit(|reply| Command::Refusal { record, reply }).await?;
+            }
+        }
+        result
+    }
+
+    async fn issue_or_refuse(&self, req: &IssueRequest) -> Result<IssueResponse, EngineError> {
+        let req = req.clone();
         validate(&req)?;
         let digest = request_digest(&req);
         let existing = {

@@ -23,7 +23,8 @@ impl Projection {
             Some(Kind::ChangeEvent(e)) => Some(&e.municipality_code),
             Some(Kind::Admin(a)) => Some(&a.municipality_code),
             Some(Kind::LinkAnomaly(a)) => Some(&a.municipality_code),
-            Some(Kind::Issuance(_)) | None => None,
+            // Issuances and refusals change neither eligibility nor printed data.
+            Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | None => None,
         };
         if let Some(code) = municipality {
             let code = code.clone();

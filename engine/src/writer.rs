@@ -33,6 +33,8 @@ pub enum Command {
     Append { events: Vec<ChangeEvent>, at: String, reply: oneshot::Sender<Result<AppendOutcome, EngineError>> },
     Issue { record: IssuanceRecord, still_valid: Check, reply: oneshot::Sender<Result<IssueCommit, EngineError>> },
     Admin { action: AdminAction, precondition: Check, reply: oneshot::Sender<Result<u64, EngineError>> },
+    /// A refused issuance request, for the municipality's transaction log.
+    Refusal { record: bcl_proto::RefusalRecord, reply: oneshot::Sender<Result<u64, EngineError>> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +170,7 @@ fn refuse(command: Command) {
     match command {
         Command::Append { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
         Command::Issue { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
-        Command::Admin { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
+        Command::Admin { reply, .. } | Command::Refusal { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
     }
 }
 
@@ -204,6 +206,7 @@ fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>) ->
             let result = precondition(proj).map(|()| push_leaf(proj, leaves, Kind::Admin(action)));
             Pending::Admin(reply, result)
         }
+        Command::Refusal { record, reply } => Pending::Admin(reply, Ok(push_leaf(proj, leaves, Kind::Refusal(record)))),
     }
 }
 

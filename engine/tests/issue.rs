@@ -210,6 +210,27 @@ async fn administrative_refusals() {
     bad.request_id.clear();
     let err = client.issue(bad).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (tonic::Code::InvalidArgument, "INVALID_REQUEST"));
+
+    // 取引情報: every attempt with its outcome, in order; malformed requests are not transactions.
+    let mut stream = admin
+        .list_transactions(bcl_proto::ListTransactionsRequest { municipality_code: CODE.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut outcomes = Vec::new();
+    while let Some(t) = stream.message().await.unwrap() {
+        assert_eq!(t.fee_yen == 0, t.outcome != "ISSUED", "only issued transactions are charged");
+        outcomes.push((t.request_id, t.outcome));
+    }
+    let expected = [
+        ("a1", "TYPE_DISABLED"),
+        ("a2", "ISSUED"),
+        ("a3", "TYPE_DISABLED"),
+        ("a4", "ISSUANCE_BLOCKED"),
+        ("a5", "MUNICIPALITY_SUSPENDED"),
+        ("a6", "ISSUED"),
+    ];
+    assert_eq!(outcomes, expected.map(|(a, b)| (a.to_string(), b.to_string())).to_vec());
 }
 
 #[tokio::test]
@@ -223,6 +244,23 @@ async fn outside_service_hours_and_year_end_are_refused() {
         configure(&server, CODE).await;
         let err = server.issuance().await.issue(resident_record("h", &case.card_serial, &case.subject_resident_ids)).await.unwrap_err();
         assert_eq!(reason(&err), "OUT_OF_HOURS", "at {now}");
+        // A municipality may open over the year end; the service hours still apply.
+        server
+            .admin()
+            .await
+            .update_settings(bcl_proto::MunicipalitySettings {
+                municipality_code: CODE.into(),
+                year_end_closure: Some(false),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let again = server.issuance().await.issue(resident_record("h2", &case.card_serial, &case.subject_resident_ids)).await;
+        if now.contains("T10:00") || now.contains("T12:00") {
+            again.unwrap_or_else(|e| panic!("year-end closure switched off, at {now}: {e:?}"));
+        } else {
+            assert_eq!(reason(&again.unwrap_err()), "OUT_OF_HOURS", "at {now}");
+        }
     }
 }
 

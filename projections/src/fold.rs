@@ -50,6 +50,7 @@ impl State {
             Some(Kind::Issuance(rec)) => self.apply_issuance(position, rec),
             Some(Kind::Admin(action)) => self.apply_admin(action),
             Some(Kind::LinkAnomaly(anomaly)) => self.apply_anomaly(anomaly),
+            Some(Kind::Refusal(refusal)) => self.apply_refusal(position, refusal),
             None => self.ignored_leaves += 1,
         }
     }
@@ -103,6 +104,14 @@ impl State {
             ev.event_id.clone(),
             EventRef { position, digest },
         );
+    }
+
+    /// A refused request joins its municipality's transaction log; it changes nothing else.
+    fn apply_refusal(&mut self, position: u64, refusal: &bcl_proto::RefusalRecord) {
+        let code = refusal.request.as_ref().map(|r| r.municipality_code.as_str()).unwrap_or_default();
+        if let Some(m) = self.municipalities.get_mut(code) {
+            m.refusals.push((position, refusal.clone()));
+        }
     }
 
     fn apply_issuance(&mut self, position: u64, rec: &IssuanceRecord) {

@@ -27,6 +27,8 @@ pub struct Settings {
     /// Minutes after local midnight, start inclusive, end exclusive.
     pub service_start: u32,
     pub service_end: u32,
+    /// The year-end closure (29 December – 3 January); on unless the municipality switches it off.
+    pub year_end_closure: bool,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             fees: BTreeMap::new(),
             service_start: DEFAULT_SERVICE_START,
             service_end: DEFAULT_SERVICE_END,
+            year_end_closure: true,
         }
     }
 }
@@ -109,6 +112,9 @@ impl Settings {
         if start < end {
             (self.service_start, self.service_end) = (start, end);
         }
+        if let Some(on) = update.year_end_closure {
+            self.year_end_closure = on;
+        }
     }
 
     /// The settings as the Admin API returns them (every field filled, times as HH:MM).
@@ -124,6 +130,7 @@ impl Settings {
             fees: self.fees.iter().map(|(t, fee)| TypeFee { r#type: *t as i32, fee_yen: *fee }).collect(),
             service_start: Some(hh_mm(self.service_start)),
             service_end: Some(hh_mm(self.service_end)),
+            year_end_closure: Some(self.year_end_closure),
         }
     }
 }

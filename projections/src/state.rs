@@ -163,6 +163,7 @@ pub struct Municipality {
     pub(crate) registry: Registry,
     pub(crate) blocked: BTreeSet<String>,
     pub(crate) transactions: Vec<(u64, IssuanceRecord)>,
+    pub(crate) refusals: Vec<(u64, bcl_proto::RefusalRecord)>,
     /// source_seq → event_id of every event received (applied or waiting).
     pub(crate) received: HashMap<u64, String>,
 }
@@ -203,6 +204,11 @@ impl Municipality {
     /// 取引情報: issuances in log order, with their positions.
     pub fn transactions(&self) -> &[(u64, IssuanceRecord)] {
         &self.transactions
+    }
+
+    /// Refused requests, in log order.
+    pub fn refusals(&self) -> &[(u64, bcl_proto::RefusalRecord)] {
+        &self.refusals
     }
 
     /// The current head of a household: the first member, in registration order, flagged as head.

@@ -226,7 +226,7 @@ fn check_municipality<'a>(
     if !m.link().is_active() {
         return refuse(RefusalReason::MunicipalitySuspended, "issuance for this municipality is stopped");
     }
-    if is_year_end_closure(now.date) {
+    if m.settings().year_end_closure && is_year_end_closure(now.date) {
         return refuse(RefusalReason::OutOfHours, "no kiosk service from 29 December to 3 January");
     }
     if !m.settings().in_service_hours(now.minute_of_day()) {
