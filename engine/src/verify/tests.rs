@@ -651,13 +651,21 @@ fn pdftoppm_rows() -> Vec<Row> {
         let pixels = (0..fh)
             .flat_map(|y| (0..fw).map(move |x| (x, y)))
             .map(|(x, y)| {
-                let p = norm.apply(
-                    front_scan
-                        .sample_bilinear((x as f64 + 0.5) * k - 0.5, (y as f64 + 0.5) * k - 0.5),
-                );
-                quantise_gray(
-                    ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) / 1000) as u8,
-                )
+                // Average over the front pixel's footprint (n × n points), as the 100-dpi
+                // rasteriser integrates its pixel's area: point samples would miss hairlines.
+                let n = k.ceil() as u32;
+                let mut sum = 0u32;
+                for j in 0..n {
+                    for i in 0..n {
+                        let (u, v) = (
+                            (x as f64 + (i as f64 + 0.5) / n as f64) * k - 0.5,
+                            (y as f64 + (j as f64 + 0.5) / n as f64) * k - 0.5,
+                        );
+                        let p = norm.apply(front_scan.sample_bilinear(u, v));
+                        sum += (299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32) / 1000;
+                    }
+                }
+                quantise_gray((sum / (n * n)) as u8)
             })
             .collect();
         row.ssim_ceiling = Some(ssim(
