@@ -325,21 +325,32 @@ fn fill_box(out: &mut GrayRaster, x0: f32, y0: f32, x1: f32, y1: f32, ink: u32) 
     let table = blend_table();
     let full = &table[ink.min(255) as usize];
     let width = out.width as usize;
+    // Columns covered completely: i >= x0 and i + 1 <= x1 (exactly where `coverage_at` is 1.0).
+    let ix0 = (x0.ceil() as i64).clamp(cx0, cx1);
+    let ix1 = (x1.floor() as i64).clamp(ix0, cx1);
+    let partial = |p: &mut u8, cx: f32, cy: f32| {
+        if cx > 0.0 {
+            let c = (cx * cy * 255.0).round() as u32;
+            let a = (c * ink + 127) / 255;
+            *p = table[a as usize][*p as usize];
+        }
+    };
     for y in ry0..ry1 {
         let cy = coverage_at(y0, y1, y);
         if cy <= 0.0 {
             continue;
         }
         let row = &mut out.pixels[y as usize * width..(y as usize + 1) * width];
-        for x in cx0..cx1 {
-            let cx = coverage_at(x0, x1, x);
-            let p = &mut row[x as usize];
-            if cx >= 1.0 && cy >= 1.0 {
+        if cy >= 1.0 {
+            for x in (cx0..ix0).chain(ix1..cx1) {
+                partial(&mut row[x as usize], coverage_at(x0, x1, x), cy);
+            }
+            for p in &mut row[ix0 as usize..ix1 as usize] {
                 *p = full[*p as usize];
-            } else if cx > 0.0 {
-                let c = (cx * cy * 255.0).round() as u32;
-                let a = (c * ink + 127) / 255;
-                *p = table[a as usize][*p as usize];
+            }
+        } else {
+            for x in cx0..cx1 {
+                partial(&mut row[x as usize], coverage_at(x0, x1, x), cy);
             }
         }
     }
