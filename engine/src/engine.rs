@@ -99,7 +99,7 @@ impl Engine {
         let (stop_starting, starting) = tokio::sync::oneshot::channel::<()>();
         if let Some(listener) = &starting_listener {
             let service = crate::replication::service::StartingService {
-                status: crate::replication::service::starting_status(&replication, &projection),
+                status: crate::replication::service::starting_status(&replication, &projection, secret.fingerprint()),
             };
             let listener = tokio::net::TcpListener::from_std(listener.try_clone().map_err(io_error)?).map_err(io_error)?;
             tokio::spawn(
@@ -110,7 +110,9 @@ impl Engine {
                     }),
             );
         }
-        let start = crate::replication::rejoin::decide(store.as_ref(), &projection, &replication, &config.data_dir).await;
+        let start =
+            crate::replication::rejoin::decide(store.as_ref(), &projection, &replication, &config.data_dir, &secret.fingerprint())
+                .await;
         let _ = stop_starting.send(());
         let start = start?;
         if start.discarded > 0 {

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod issuance;
 pub mod projection;
 pub mod replication;
+pub mod router;
 pub mod render;
 pub mod scramble;
 pub mod secrets;

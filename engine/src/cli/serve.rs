@@ -25,6 +25,10 @@ pub struct Args {
     /// (docs/replication.md). Without it the engine runs alone.
     #[arg(long)]
     pub peer: Option<String>,
+    /// The scramble master secret (32 bytes) to use; East and West must share one. Copied into a new data
+    /// directory; refused if the directory already holds another.
+    #[arg(long)]
+    pub master_secret: Option<PathBuf>,
     /// Which centre sequences a brand-new pair's log.
     #[arg(long, value_enum, default_value = "east")]
     pub first_primary: Centre,
@@ -54,6 +58,10 @@ pub fn run(args: Args) -> CliResult {
         Some(t) => Clock::fixed(t)?,
         None => Clock::System,
     };
+    if let Some(file) = &args.master_secret {
+        std::fs::create_dir_all(&args.data_dir)?;
+        crate::secrets::MasterSecret::provision(&args.data_dir, file)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         // Bind first: the other centre may already be looking for this one while it decides its role.

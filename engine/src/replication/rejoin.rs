@@ -31,6 +31,7 @@ pub async fn decide(
     projection: &Projection,
     config: &ReplicationConfig,
     data_dir: &Path,
+    secret_fingerprint: &str,
 ) -> Result<Start, EngineError> {
     let peer = Peer::new(&config.peer)?;
     let me = config.centre;
@@ -46,6 +47,15 @@ pub async fn decide(
             Err(_) => break None,
         }
     };
+    if let Some(s) = &status {
+        if !s.secret_fingerprint.is_empty() && s.secret_fingerprint != secret_fingerprint {
+            return Err(EngineError::Diverged(
+                "the two centres hold different scramble master secrets: provision the same file to both with \
+                 --master-secret, or a certificate issued at one centre cannot be reproduced or verified at the other"
+                    .into(),
+            ));
+        }
+    }
     let marker_for = |mode: GateMode| {
         let wanted = match mode {
             GateMode::Sync => Mode::Sync,

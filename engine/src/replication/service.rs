@@ -167,6 +167,7 @@ pub(crate) fn status_of(engine: &Engine, r: &Replication) -> CentreStatus {
         epoch_start,
         leader,
         leader_epoch,
+        secret_fingerprint: engine.secret.fingerprint(),
     }
 }
 
@@ -211,7 +212,11 @@ impl ReplicationApi for StartingService {
 }
 
 /// The start-up status of a centre whose log is `projection`.
-pub fn starting_status(config: &super::ReplicationConfig, projection: &crate::projection::Projection) -> CentreStatus {
+pub fn starting_status(
+    config: &super::ReplicationConfig,
+    projection: &crate::projection::Projection,
+    secret_fingerprint: String,
+) -> CentreStatus {
     let (leader, leader_epoch) = match &projection.leadership {
         Some((_, l)) => (l.centre.clone(), l.epoch),
         None => (config.first_primary.as_str().to_string(), 0),
@@ -225,5 +230,6 @@ pub fn starting_status(config: &super::ReplicationConfig, projection: &crate::pr
         epoch_start: projection.epoch_start.unwrap_or(0),
         leader,
         leader_epoch,
+        secret_fingerprint,
     }
 }
