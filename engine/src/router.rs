@@ -76,7 +76,9 @@ impl CentreRouter {
         for site in &self.sites {
             let (channel, serving) = (site.channel.clone(), site.serving.clone());
             tokio::spawn(async move {
-                use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+                use tonic_health::pb::{
+                    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+                };
                 loop {
                     let mut client = HealthClient::new(channel.clone());
                     let request = HealthCheckRequest { service: "bcl.v1.Issuance".into() };

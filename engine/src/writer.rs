@@ -205,8 +205,13 @@ fn run(
                 }
                 let (direct, held): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| matches!(p, Pending::Direct(..)));
                 direct.into_iter().for_each(|p| p.send(false));
-                if !held.is_empty() {
+                if sequencing {
+                    // Even a batch with nothing to answer (a mode marker) must pass the gate: its end is what
+                    // the committed size and the published checkpoint advance to.
                     r.gate.hold(end, move || held.into_iter().for_each(|p| p.send(false)));
+                } else {
+                    // A follower decides no local command (they were answered "not the primary").
+                    held.into_iter().for_each(|p| p.send(false));
                 }
             }
             _ => pending.into_iter().for_each(|p| p.send(failed)),

@@ -326,7 +326,11 @@ async fn west_carries_all_traffic_when_east_is_killed_and_east_rejoins() {
         all.extend(k.await.unwrap());
     }
     let failed: Vec<_> = all.iter().filter(|(_, r, _)| r.result.is_err()).collect();
-    assert!(failed.is_empty(), "no failed transaction after retry: {:?}", failed.iter().map(|(i, r, _)| (i, r.result.as_ref().err())).collect::<Vec<_>>());
+    assert!(
+        failed.is_empty(),
+        "no failed transaction after retry: {:?}",
+        failed.iter().map(|(i, r, _)| (i, r.result.as_ref().err())).collect::<Vec<_>>()
+    );
     let retried = all.iter().filter(|(_, r, _)| r.failovers > 0).count();
     // No double charge: each request id has exactly one issuance in the shared history, and it is the
     // certificate the kiosk got.
@@ -340,7 +344,11 @@ async fn west_carries_all_traffic_when_east_is_killed_and_east_rejoins() {
             Some(Kind::Issuance(r)) if r.request.as_ref().unwrap().request_id == id => Some(r.content_sha256.clone()),
             _ => None,
         });
-        assert_eq!(recorded.as_deref(), Some(cert.content_sha256.as_str()), "{id}: the kiosk's certificate is the recorded one");
+        assert_eq!(
+            recorded.as_deref(),
+            Some(cert.content_sha256.as_str()),
+            "{id}: the kiosk's certificate is the recorded one"
+        );
     }
     assert_eq!(leaves(&east).await, lw, "the rejoined East holds exactly West's history");
     // East takes traffic again (as a follower now): the vendor's router fails back to it.
@@ -458,6 +466,11 @@ async fn a_gap_fed_at_one_centre_suspends_the_municipality_at_both() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(st.state, bcl_proto::MunicipalityState::Suspended as i32, "{} suspends the municipality", centre.name);
+        assert_eq!(
+            st.state,
+            bcl_proto::MunicipalityState::Suspended as i32,
+            "{} suspends the municipality",
+            centre.name
+        );
     }
 }

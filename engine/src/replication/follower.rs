@@ -121,7 +121,7 @@ pub(super) fn agreed_leader_is_me(engine: &Engine, r: &Replication, peer: &bcl_p
 
 /// What the follower verified of the primary's checkpoints.
 struct Verification {
-    /// The primary's checkpoint key, pinned on first sight.
+    /// The primary's checkpoint key, pinned on first sight (the first heartbeat).
     verifier: Option<(String, NoteVerifier)>,
     /// The newest checkpoint not yet verified (waiting for this log to reach its size).
     pending: Option<Heartbeat>,
@@ -130,28 +130,40 @@ struct Verification {
 }
 
 impl Verification {
-    /// Verifies the pending checkpoint once this log has reached its size: signature, our own root at that
-    /// size, and the consistency proof from the last verified checkpoint.
-    fn check(&mut self, engine: &Engine) -> Result<(), String> {
-        let Some(hb) = &self.pending else { return Ok(()) };
+    /// Pins the primary's key from a heartbeat (a changed key stops replication).
+    fn pin(&mut self, verifier_key: &str) -> Result<(), String> {
         match &self.verifier {
-            Some((key, _)) if *key == hb.verifier_key => {}
-            Some(_) => return Err("the primary's checkpoint key changed".into()),
+            Some((key, _)) if key == verifier_key => Ok(()),
+            Some(_) => Err("the primary's checkpoint key changed".into()),
             None => {
-                let v = NoteVerifier::parse(&hb.verifier_key).map_err(|e| format!("primary's verifier key: {e}"))?;
-                self.verifier = Some((hb.verifier_key.clone(), v));
+                let v = NoteVerifier::parse(verifier_key).map_err(|e| format!("primary's verifier key: {e}"))?;
+                self.verifier = Some((verifier_key.to_string(), v));
+                Ok(())
             }
         }
-        let (_, verifier) = self.verifier.as_ref().expect("pinned above");
+    }
+
+    /// Verifies the pending checkpoint once this log has reached its size: signature, our own root at that
+    /// size, and (from a heartbeat) the consistency proof from the last verified checkpoint.
+    fn check(&mut self, engine: &Engine) -> Result<(), String> {
+        let Some(hb) = &self.pending else { return Ok(()) };
+        let Some((_, verifier)) = self.verifier.as_ref() else { return Ok(()) };
         let checkpoint = Checkpoint::open(verifier, &hb.checkpoint_note)
             .map_err(|e| format!("the primary's checkpoint does not verify: {e}"))?;
+        if checkpoint.size <= self.verified_size {
+            self.pending = None;
+            return Ok(());
+        }
         if engine.store.len() < checkpoint.size {
             return Ok(());
         }
         let nodes = StoreNodes(engine.store.as_ref());
         let ours = merkle::root(&nodes, checkpoint.size).map_err(|e| format!("tree root: {e}"))?;
         if ours != checkpoint.root {
-            return Err(format!("at size {} this log's root differs from the primary's signed checkpoint", checkpoint.size));
+            return Err(format!(
+                "at size {} this log's root differs from the primary's signed checkpoint",
+                checkpoint.size
+            ));
         }
         if hb.consistency_from > 0 && hb.consistency_from == self.verified_size {
             let proof: Vec<Hash> = hb.consistency.iter().filter_map(|h| h.as_slice().try_into().ok()).collect();
@@ -196,12 +208,8 @@ async fn follow_once(engine: &Arc<Engine>, r: &Arc<Replication>) -> Ended {
         Err(s) => return Ended::Lost { refused: peer::is_refused(&s) },
     };
     tracing::info!(centre = r.config.centre.as_str(), from, "following the primary");
-    let verification = Arc::new(Mutex::new(Verification {
-        verifier: None,
-        pending: None,
-        verified_size: 0,
-        verified_root: None,
-    }));
+    let verification =
+        Arc::new(Mutex::new(Verification { verifier: None, pending: None, verified_size: 0, verified_root: None }));
     // Applied batches are acknowledged in order by this task while the next ones are already queued.
     let (applied_tx, mut applied_rx) = mpsc::channel::<tokio::sync::oneshot::Receiver<Result<u64, EngineError>>>(1024);
     let acker = {
@@ -234,6 +242,13 @@ async fn follow_once(engine: &Arc<Engine>, r: &Arc<Replication>) -> Ended {
         match msg.kind {
             Some(primary_message::Kind::Entries(entries)) => {
                 r.link.lock().expect("link lock").last_contact = Some(Instant::now());
+                if !entries.checkpoint_note.is_empty() {
+                    let mut v = verification.lock().expect("verification lock");
+                    // A heartbeat's pending checkpoint (with its consistency proof) is kept until verified.
+                    if v.pending.is_none() {
+                        v.pending = Some(Heartbeat { checkpoint_note: entries.checkpoint_note.clone(), ..Default::default() });
+                    }
+                }
                 let (first_position, leaves) = (entries.first_position, entries.leaves);
                 match engine.writer.enqueue(|reply| Command::Replicate { first_position, leaves, reply }).await {
                     Ok(rx) => {
@@ -255,6 +270,9 @@ async fn follow_once(engine: &Arc<Engine>, r: &Arc<Replication>) -> Ended {
                 r.set_epoch(hb.epoch);
                 let verified_size = {
                     let mut v = verification.lock().expect("verification lock");
+                    if let Err(reason) = v.pin(&hb.verifier_key) {
+                        break Ended::Diverged(reason);
+                    }
                     v.pending = Some(hb);
                     if let Err(reason) = v.check(engine) {
                         break Ended::Diverged(reason);

@@ -120,7 +120,12 @@ pub struct Replication {
 }
 
 impl Replication {
-    pub(crate) fn new(config: ReplicationConfig, gate: Arc<CommitGate>, role: Role, epoch: u64) -> Result<Self, EngineError> {
+    pub(crate) fn new(
+        config: ReplicationConfig,
+        gate: Arc<CommitGate>,
+        role: Role,
+        epoch: u64,
+    ) -> Result<Self, EngineError> {
         let sequencing = Arc::new(AtomicBool::new(matches!(role, Role::Primary { .. })));
         let peer = peer::Peer::new(&config.peer)?;
         Ok(Self {
@@ -217,16 +222,29 @@ pub(crate) fn forwarded(status: tonic::Status) -> EngineError {
 }
 
 /// Writes the Leadership marker a start-up decided on (a new primary, or a changed mode).
-pub(crate) async fn record_start(engine: &Engine, r: &Replication, epoch: u64, mode: GateMode) -> Result<(), EngineError> {
+pub(crate) async fn record_start(
+    engine: &Engine,
+    r: &Replication,
+    epoch: u64,
+    mode: GateMode,
+) -> Result<(), EngineError> {
     primary::write_leadership(engine, r, epoch, mode).await.map(|_| ())
 }
 
 /// The answer of the primary to a follower's prepared issuance.
 pub(crate) enum Sequenced {
-    Committed { position: u64 },
-    Existing { position: u64, request_digest: String, certificate_id: String },
+    Committed {
+        position: u64,
+    },
+    Existing {
+        position: u64,
+        request_digest: String,
+        certificate_id: String,
+    },
     /// The data changed after the snapshot; the primary's log had this size.
-    Changed { size: u64 },
+    Changed {
+        size: u64,
+    },
 }
 
 impl Replication {
@@ -236,13 +254,8 @@ impl Replication {
         &self,
         events: Vec<bcl_proto::ChangeEvent>,
     ) -> Result<crate::writer::AppendOutcome, EngineError> {
-        let response = self
-            .peer
-            .ingest()
-            .append(bcl_proto::AppendRequest { events })
-            .await
-            .map_err(forwarded)?
-            .into_inner();
+        let response =
+            self.peer.ingest().append(bcl_proto::AppendRequest { events }).await.map_err(forwarded)?.into_inner();
         Ok(crate::writer::AppendOutcome { positions: response.positions })
     }
 

@@ -69,7 +69,5 @@ pub fn is_refused(status: &tonic::Status) -> bool {
 /// Whether the call failed for want of a connection (refused, reset, timed out) rather than by an answer
 /// of the other centre: tonic gives transport failures a source error; answers never have one.
 pub fn is_unreachable(status: &tonic::Status) -> bool {
-    is_refused(status)
-        || std::error::Error::source(status).is_some()
-        || status.code() == tonic::Code::DeadlineExceeded
+    is_refused(status) || std::error::Error::source(status).is_some() || status.code() == tonic::Code::DeadlineExceeded
 }

@@ -54,7 +54,11 @@ pub(super) async fn stream_to_follower(
             }
             let first_position = next;
             next += leaves.len() as u64;
-            let msg = PrimaryMessage { kind: Some(primary_message::Kind::Entries(Entries { first_position, leaves })) };
+            // The newest signed checkpoint rides along, so the follower verifies what it applied at once
+            // instead of at the next heartbeat.
+            let checkpoint_note = engine.audit.newest_signed().note.clone();
+            let entries = Entries { first_position, leaves, checkpoint_note };
+            let msg = PrimaryMessage { kind: Some(primary_message::Kind::Entries(entries)) };
             if tx.send(Ok(msg)).await.is_err() {
                 return;
             }

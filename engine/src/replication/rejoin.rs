@@ -79,7 +79,12 @@ pub async fn decide(
             let leader = if s.leader_epoch > my_epoch { CentreName::parse(&s.leader) } else { my_leader };
             if leader == Some(me) {
                 let epoch = my_epoch.max(1);
-                Ok(Start { role: Role::Primary { epoch, mode: GateMode::Sync }, epoch, marker: marker_for(GateMode::Sync).or((my_epoch == 0).then_some(GateMode::Sync)), discarded: 0 })
+                Ok(Start {
+                    role: Role::Primary { epoch, mode: GateMode::Sync },
+                    epoch,
+                    marker: marker_for(GateMode::Sync).or((my_epoch == 0).then_some(GateMode::Sync)),
+                    discarded: 0,
+                })
             } else {
                 Ok(Start { role: Role::Follower, epoch: my_epoch.max(s.leader_epoch), marker: None, discarded: 0 })
             }
@@ -115,7 +120,8 @@ async fn discard_unshared_tail(
     let nodes = StoreNodes(store);
     let ours = |size: u64| merkle::root(&nodes, size).map_err(|e| EngineError::Internal(format!("tree root: {e}")));
     let theirs = |size: u64| async move {
-        let root = peer.replication().root_at(RootAtRequest { size }).await.map_err(super::forwarded)?.into_inner().root;
+        let root =
+            peer.replication().root_at(RootAtRequest { size }).await.map_err(super::forwarded)?.into_inner().root;
         Ok::<_, EngineError>(root)
     };
     let top = len.min(peer_len);

@@ -9,8 +9,8 @@ use crate::error::EngineError;
 use crate::writer::{Command, IssueCommit};
 use bcl_proto::{
     centre_status, follower_message, leadership::Mode, replication_server::Replication as ReplicationApi,
-    sequence_request, sequence_response, CentreStatus, FollowerMessage, PrimaryMessage, RootAtRequest,
-    RootAtResponse, SequenceRequest, SequenceResponse, StatusRequest,
+    sequence_request, sequence_response, CentreStatus, FollowerMessage, PrimaryMessage, RootAtRequest, RootAtResponse,
+    SequenceRequest, SequenceResponse, StatusRequest,
 };
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +41,10 @@ fn diverged(message: String) -> Status {
 impl ReplicationApi for ReplicationService {
     type FollowStream = Pin<Box<dyn Stream<Item = Result<PrimaryMessage, Status>> + Send + 'static>>;
 
-    async fn follow(&self, request: Request<Streaming<FollowerMessage>>) -> Result<Response<Self::FollowStream>, Status> {
+    async fn follow(
+        &self,
+        request: Request<Streaming<FollowerMessage>>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
         let r = self.replication()?;
         if !r.is_sequencing() {
             return Err(Status::failed_precondition("this centre is not the primary"));
@@ -93,7 +96,8 @@ impl ReplicationApi for ReplicationService {
         let engine = &self.engine;
         let outcome = match req.kind {
             Some(sequence_request::Kind::Issuance(record)) => {
-                let issued = record.request.clone().ok_or_else(|| Status::invalid_argument("issuance without request"))?;
+                let issued =
+                    record.request.clone().ok_or_else(|| Status::invalid_argument("issuance without request"))?;
                 let now = bcl_projections::date::JstDateTime::parse_rfc3339(&record.issued_at)
                     .map_err(|_| Status::invalid_argument("issued_at is not RFC 3339"))?;
                 let (certificate_id, digest) = (record.certificate_id.clone(), req.document_digest.clone());
