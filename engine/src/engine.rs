@@ -97,23 +97,28 @@ impl Engine {
         let mut projection = rebuild(store.as_ref())?;
         // Answer the other centre's status questions while deciding, so two centres starting together agree.
         let (stop_starting, starting) = tokio::sync::oneshot::channel::<()>();
+        let mut starting_server = None;
         if let Some(listener) = &starting_listener {
             let service = crate::replication::service::StartingService {
                 status: crate::replication::service::starting_status(&replication, &projection, secret.fingerprint()),
             };
             let listener = tokio::net::TcpListener::from_std(listener.try_clone().map_err(io_error)?).map_err(io_error)?;
-            tokio::spawn(
+            starting_server = Some(tokio::spawn(
                 tonic::transport::Server::builder()
                     .add_service(bcl_proto::replication_server::ReplicationServer::new(service))
                     .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
                         let _ = starting.await;
                     }),
-            );
+            ));
         }
         let start =
             crate::replication::rejoin::decide(store.as_ref(), &projection, &replication, &config.data_dir, &secret.fingerprint())
                 .await;
         let _ = stop_starting.send(());
+        // No connection may reach the start-up service once the real one answers on the same socket.
+        if let Some(server) = starting_server {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), server).await;
+        }
         let start = start?;
         if start.discarded > 0 {
             projection = rebuild(store.as_ref())?;
