@@ -103,36 +103,59 @@ impl CentreRouter {
     /// Issues `request` at the preferred centre (or the other one while the preferred does not serve),
     /// moving between them with the same request until an answer that is not a failover, or the deadline.
     pub async fn issue(&self, request: IssueRequest) -> Routed {
-        let started = Instant::now();
         let first = if self.sites[self.preferred].serving.load(Ordering::Acquire)
             || !self.sites[1 - self.preferred].serving.load(Ordering::Acquire)
         {
-            self.preferred
+            self.sites[self.preferred].name
         } else {
-            1 - self.preferred
+            self.sites[1 - self.preferred].name
         };
-        let (mut at, mut failovers, mut attempts) = (first, 0u32, 0u32);
-        loop {
-            attempts += 1;
-            let site = &self.sites[at];
+        let attempt_timeout = self.attempt_timeout;
+        route(first, true, self.deadline, |centre| {
+            let site = self.sites.iter().find(|s| s.name == centre).expect("both centres are configured");
             let mut client = IssuanceClient::new(site.channel.clone()).max_decoding_message_size(64 << 20);
             let mut call = tonic::Request::new(request.clone());
-            call.set_timeout(self.attempt_timeout);
-            let result = match tokio::time::timeout(self.attempt_timeout, client.issue(call)).await {
-                Ok(r) => r.map(|r| r.into_inner()),
-                Err(_) => Err(Status::deadline_exceeded("no answer within the attempt timeout")),
-            };
-            match result {
-                Err(status) if fails_over(&status) && started.elapsed() < self.deadline => {
-                    // Both centres failed in a row: give them a moment (a take-over takes tens of ms).
-                    if attempts % 2 == 0 {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    at = 1 - at;
+            call.set_timeout(attempt_timeout);
+            async move {
+                match tokio::time::timeout(attempt_timeout, client.issue(call)).await {
+                    Ok(r) => r.map(|r| r.into_inner()),
+                    Err(_) => Err(Status::deadline_exceeded("no answer within the attempt timeout")),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The vendor's retry policy, for any transport: ask `first`; on an answer that [`fails_over`], ask the
+/// other centre (when `other_configured`) with the same request, and keep alternating (with a short pause
+/// after both failed: a take-over takes tens of milliseconds) until an answer that is not a failover or
+/// `deadline` has passed. The kiosk load harness uses it with its own connection pools.
+pub async fn route<F, Fut>(first: CentreName, other_configured: bool, deadline: Duration, mut attempt: F) -> Routed
+where
+    F: FnMut(CentreName) -> Fut,
+    Fut: std::future::Future<Output = Result<IssueResponse, Status>>,
+{
+    let started = Instant::now();
+    let other = |c| match c {
+        CentreName::East => CentreName::West,
+        CentreName::West => CentreName::East,
+    };
+    let (mut at, mut failovers, mut attempts) = (first, 0u32, 0u32);
+    loop {
+        attempts += 1;
+        let result = attempt(at).await;
+        match result {
+            Err(status) if fails_over(&status) && started.elapsed() < deadline => {
+                if other_configured {
+                    at = other(at);
                     failovers += 1;
                 }
-                result => return Routed { result, centre: site.name, failovers, attempts },
+                if attempts % 2 == 0 || !other_configured {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
+            result => return Routed { result, centre: at, failovers, attempts },
         }
     }
 }

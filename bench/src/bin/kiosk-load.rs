@@ -48,8 +48,13 @@ async fn run(plan: Plan) -> i32 {
         Engines::Spawn { centres } => {
             let bcl = spawn::find_bcl(args.bcl.as_deref()).unwrap_or_else(|e| fail(e));
             let mut list = spawned.lock().expect("not shared yet");
-            for centre in [CentreId::East, CentreId::West].into_iter().take(*centres) {
-                list.push((centre, Spawned::start(&bcl).unwrap_or_else(|e| fail(e))));
+            if *centres == 2 {
+                // East and West replicate one history, as in production.
+                let (east, west) = Spawned::start_pair(&bcl).unwrap_or_else(|e| fail(e));
+                list.push((CentreId::East, east));
+                list.push((CentreId::West, west));
+            } else {
+                list.push((CentreId::East, Spawned::start(&bcl).unwrap_or_else(|e| fail(e))));
             }
             list.iter().map(|(c, s)| (*c, s.url.clone())).collect()
         }

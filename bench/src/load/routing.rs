@@ -151,17 +151,24 @@ impl Centres {
         }
     }
 
-    /// Sends through `first`, and once more through the other centre (when configured) if `first` is
-    /// unavailable or too slow.
+    /// Sends through `first` and, while the answer is UNAVAILABLE or too slow, alternates with the other
+    /// centre (when configured) using the same request until the deadline: the vendor policy of
+    /// `bcl_engine::router::route`, over this harness's connection pools.
     pub async fn issue(&self, first: CentreId, request: &IssueRequest) -> Delivery {
-        let result = self.attempt(first, request).await;
-        let other = first.other();
-        match result {
-            Err(status) if fails_over(&status) && self.pools.iter().any(|p| p.0 == other) => {
-                Delivery { result: self.attempt(other, request).await, served_by: other, failed_over: true }
-            }
-            result => Delivery { result, served_by: first, failed_over: false },
-        }
+        let name = |c: CentreId| match c {
+            CentreId::East => bcl_engine::replication::CentreName::East,
+            CentreId::West => bcl_engine::replication::CentreName::West,
+        };
+        let id = |c: bcl_engine::replication::CentreName| match c {
+            bcl_engine::replication::CentreName::East => CentreId::East,
+            bcl_engine::replication::CentreName::West => CentreId::West,
+        };
+        let other_configured = self.pools.iter().any(|p| p.0 == first.other());
+        let routed = bcl_engine::router::route(name(first), other_configured, self.deadline, |centre| {
+            self.attempt(id(centre), request)
+        })
+        .await;
+        Delivery { result: routed.result, served_by: id(routed.centre), failed_over: routed.failovers > 0 }
     }
 }
 
@@ -197,22 +204,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_centre_fails_over_to_the_other_and_reports_it() {
-        // Two ports nobody listens on: both attempts fail to connect (UNAVAILABLE), and the delivery says
-        // the other centre was tried.
+        // Two ports nobody listens on: every attempt fails to connect (UNAVAILABLE); the vendor keeps
+        // alternating until the deadline, and the delivery says the other centre was tried.
         let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let (a, b) = (free(), free());
+        let deadline = Duration::from_millis(300);
         let centres = Centres::new(
             &[(CentreId::East, format!("http://{a}")), (CentreId::West, format!("http://{b}"))],
             1,
-            Duration::from_secs(2),
+            deadline,
         )
         .unwrap();
+        let started = std::time::Instant::now();
         let d = centres.issue(CentreId::East, &IssueRequest::default()).await;
         assert!(d.failed_over);
-        assert_eq!(d.served_by, CentreId::West);
         assert_eq!(d.result.unwrap_err().code(), Code::Unavailable);
+        assert!(started.elapsed() >= deadline, "kept trying until the deadline");
 
-        let single = Centres::new(&[(CentreId::West, format!("http://{b}"))], 1, Duration::from_secs(2)).unwrap();
+        let single = Centres::new(&[(CentreId::West, format!("http://{b}"))], 1, deadline).unwrap();
         assert_eq!(single.first_choice(CentreId::East), CentreId::West);
         let d = single.issue(CentreId::West, &IssueRequest::default()).await;
         assert!(!d.failed_over, "no other centre to fail over to");

@@ -36,10 +36,40 @@ pub struct Spawned {
 impl Spawned {
     /// Starts `bcl serve` on a free loopback port and waits for its "bcl listening on ADDR" line.
     pub fn start(bcl: &Path) -> Result<Spawned, SpawnError> {
+        Self::start_with(bcl, "127.0.0.1:0", &[])
+    }
+
+    /// Starts East and West as one replicated pair (docs/replication.md): each knows the other's address
+    /// and both hold the same scramble master secret, so a request retried at the other centre is the same
+    /// certificate and is charged once.
+    pub fn start_pair(bcl: &Path) -> Result<(Spawned, Spawned), SpawnError> {
+        let free = || -> Result<u16, SpawnError> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0").map_err(SpawnError::Start)?.local_addr().map_err(SpawnError::Start)?.port())
+        };
+        let (e, w) = (free()?, free()?);
+        let secret = tempfile::NamedTempFile::new().map_err(SpawnError::Start)?;
+        let mut bytes = [0u8; 32];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(SpawnError::Start)?, &mut bytes).map_err(SpawnError::Start)?;
+        std::fs::write(secret.path(), bytes).map_err(SpawnError::Start)?;
+        let args = |centre: &str, peer: u16| -> Vec<String> {
+            let secret = secret.path().display().to_string();
+            ["--centre", centre, "--peer", &format!("127.0.0.1:{peer}"), "--master-secret", &secret].map(String::from).to_vec()
+        };
+        let (east_args, west_args) = (args("east", w), args("west", e));
+        // Started together: each answers the other's status while deciding who sequences.
+        let bcl_east = bcl.to_path_buf();
+        let east = std::thread::spawn(move || Self::start_with(&bcl_east, &format!("127.0.0.1:{e}"), &east_args));
+        let west = Self::start_with(bcl, &format!("127.0.0.1:{w}"), &west_args);
+        let east = east.join().expect("east start thread");
+        Ok((east?, west?))
+    }
+
+    fn start_with(bcl: &Path, listen: &str, extra: &[String]) -> Result<Spawned, SpawnError> {
         let data = tempfile::tempdir().map_err(SpawnError::Start)?;
         let mut child = Command::new(bcl)
-            .args(["serve", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir"])
+            .args(["serve", "--listen", listen, "--now", NOW, "--data-dir"])
             .arg(data.path())
+            .args(extra)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -201,12 +231,17 @@ mod tests {
     fn own_process_rss_and_cpu_are_readable() {
         assert!(rss_kib(std::process::id()).unwrap() > 0);
         let before = cpu_seconds(std::process::id()).unwrap();
+        // Spin until the process has been charged 0.1 s of CPU (wall time depends on how busy the machine
+        // is), bounded: if the counter never moves, the reading is broken.
         let t = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < std::time::Duration::from_millis(200) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        let mut used = 0.0;
+        while used < 0.1 && t.elapsed() < std::time::Duration::from_secs(30) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            used = cpu_seconds(std::process::id()).unwrap() - before;
         }
-        let used = cpu_seconds(std::process::id()).unwrap() - before;
-        assert!(used >= 0.1, "200 ms of spinning shows as CPU time: {used}");
+        assert!(used >= 0.1, "spinning shows as CPU time: {used} s after {:?}", t.elapsed());
     }
 }

@@ -39,6 +39,9 @@ pub fn judge(
             }
             (Some(_), _) => (Outcome::Issued, (!failed_over).then(|| "retry issued anew instead of replaying".to_string())),
             (None, _) if r.pdf.is_empty() => (Outcome::Issued, Some("issued without a PDF".to_string())),
+            // After a failover a fresh request may rightly come back as a replay: the first centre issued
+            // it and died before answering, and the other centre returns that certificate.
+            (None, _) if r.replayed && failed_over => (Outcome::Replayed, None),
             (None, _) if r.replayed => (Outcome::Replayed, Some("fresh request_id answered as a replay".to_string())),
             (None, Expected::Issue) => (Outcome::Issued, None),
             (None, Expected::Refuse(want)) => (Outcome::Issued, Some(format!("expected refusal {want}, issued"))),
