@@ -105,6 +105,7 @@ pub fn run(args: &[String]) {
         },
         verify::Options {
             previous_note: None,
+            keys: None,
             reproducer: None,
             oracle: None,
             progress: &mut quiet,

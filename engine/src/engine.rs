@@ -35,6 +35,8 @@ pub struct Engine {
     pub(crate) renderer: Arc<crate::render::Renderer>,
     pub(crate) secret: MasterSecret,
     pub(crate) cache: crate::issuance::CertificateCache,
+    /// Per-resident keys of the sealed personal data, outside the log (`keystore`).
+    pub(crate) keys: Arc<crate::keystore::KeyStore>,
     data_dir: PathBuf,
 }
 
@@ -56,6 +58,13 @@ impl Engine {
         Self::with_parts(store, secret, signer, Arc::new(renderer), config.clock, config.data_dir)
     }
 
+    /// Opens the key store of a data directory (`<data-dir>/keys`, owner-only).
+    pub fn open_keys(data_dir: &Path) -> Result<Arc<crate::keystore::KeyStore>, EngineError> {
+        crate::keystore::KeyStore::open(&data_dir.join("keys"))
+            .map(Arc::new)
+            .map_err(|e| EngineError::Internal(format!("cannot open the key store: {e}")))
+    }
+
     pub fn with_parts(
         store: Arc<dyn LogStore>,
         secret: MasterSecret,
@@ -64,7 +73,8 @@ impl Engine {
         clock: Clock,
         data_dir: PathBuf,
     ) -> Result<Arc<Engine>, EngineError> {
-        let projection = rebuild(store.as_ref())?;
+        let keys = Self::open_keys(&data_dir)?;
+        let projection = rebuild(store.as_ref(), &keys)?;
         let audit = Arc::new(AuditLog::open(store.as_ref(), signer)?);
         let (durable_tx, durable_len) = watch::channel(store.len());
         let projection = Arc::new(RwLock::new(projection));
@@ -79,6 +89,7 @@ impl Engine {
             renderer,
             secret,
             cache: crate::issuance::CertificateCache::new(256 * 1024 * 1024),
+            keys,
             data_dir,
         }))
     }
@@ -109,7 +120,38 @@ impl Engine {
     pub async fn append(&self, events: Vec<ChangeEvent>) -> Result<AppendOutcome, EngineError> {
         crate::ingest::validate_batch(&events)?;
         let at = self.clock.now().to_rfc3339();
-        self.writer.submit(|reply| Command::Append { events, at, reply }).await
+        // Personal fields are sealed here, off the writer thread and before any leaf is hashed.
+        let prepared = crate::keystore::seal::prepare_events(&self.keys, &events)
+            .map_err(|e| EngineError::Internal(format!("cannot seal personal data: {e}")))?;
+        self.writer.submit(|reply| Command::Append { events, prepared, at, reply }).await
+    }
+
+    /// Crypto-shredding (`bcl admin forget`): records a `Forgotten` leaf, whose fold erases the resident's
+    /// keys, so their sealed events become unreadable here and in any engine that folds this log. The
+    /// resident must be known to the municipality. Returns the leaf's position.
+    pub async fn forget(&self, municipality: &str, resident_id: &str, actor: &str) -> Result<u64, EngineError> {
+        let known = {
+            let proj = self.projection.read().expect("projection lock");
+            proj.state.municipality(municipality).is_some_and(|m| m.resident(resident_id).is_some())
+        };
+        if !known {
+            return Err(EngineError::NotFound("resident".into()));
+        }
+        if actor.is_empty() || actor.len() > 64 {
+            return Err(EngineError::Invalid("actor must be 1 to 64 bytes".into()));
+        }
+        let forgotten = bcl_proto::Forgotten {
+            municipality_code: municipality.to_owned(),
+            resident_id: resident_id.to_owned(),
+            at: self.clock.now().to_rfc3339(),
+            actor: actor.to_owned(),
+        };
+        self.writer.submit(|reply| Command::Forget { forgotten, reply }).await
+    }
+
+    /// The key store (replication ships its entries alongside the log).
+    pub fn key_store(&self) -> &Arc<crate::keystore::KeyStore> {
+        &self.keys
     }
 
     pub fn municipality_status(&self, code: &str) -> Result<bcl_proto::MunicipalityStatus, EngineError> {
@@ -118,11 +160,12 @@ impl Engine {
     }
 }
 
-/// Folds every durable leaf, in order. A leaf that does not decode means the log is damaged: refuse to
-/// start rather than serve certificates from a partial history.
-fn rebuild(store: &dyn LogStore) -> Result<Projection, EngineError> {
+/// Folds every durable leaf, in order. A leaf that does not decode, or sealed personal data that does not
+/// authenticate, means the log is damaged: refuse to start rather than serve certificates from a partial
+/// history. Sealed events whose key was erased fold as a forgotten resident's.
+fn rebuild(store: &dyn LogStore, keys: &Arc<crate::keystore::KeyStore>) -> Result<Projection, EngineError> {
     const CHUNK: usize = 8192;
-    let mut projection = Projection::default();
+    let mut projection = Projection::with_keys(keys.clone(), true);
     let len = store.len();
     let mut from = 0;
     while from < len {
@@ -139,6 +182,16 @@ fn rebuild(store: &dyn LogStore) -> Result<Projection, EngineError> {
             projection.apply(&leaf);
             from = position + 1;
         }
+    }
+    if let Some(&(position, _)) = projection.first_damaged() {
+        return Err(crate::storage::StorageError::Corrupt {
+            position,
+            what: "sealed personal data does not authenticate",
+        }
+        .into());
+    }
+    if let Some(e) = projection.erase_failure.take() {
+        return Err(EngineError::Internal(format!("cannot erase a forgotten resident's key: {e}")));
     }
     Ok(projection)
 }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod issuance;
+pub mod keystore;
 pub mod projection;
 pub mod render;
 pub mod scramble;

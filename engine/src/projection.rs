@@ -1,11 +1,18 @@
 //! The engine's in-memory projection: the pure fold of the whole log (from `bcl-projections`) plus the few
 //! facts the writer needs to decide whether an issuance prepared against an earlier snapshot is still valid.
+//!
+//! Sealed change events are unsealed here, with the key store, before the pure fold sees them; a leaf
+//! whose key is gone folds as a forgotten resident's event. The live projection (rebuild on start and the
+//! writer) also *erases* a resident's keys when it folds their `Forgotten` leaf, so any engine folding the
+//! same log (a restarted one, a replica) forgets too; folds made for reproduction or audit only read keys.
 
+use crate::keystore::seal::{clear_part, unseal_into, UnsealError};
+use crate::keystore::KeyStore;
 use bcl_projections::State;
 use bcl_proto::{log_leaf::Kind, LogLeaf};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-#[derive(Default)]
 pub struct Projection {
     pub state: State,
     /// Number of leaves folded so far = the position the next leaf will get.
@@ -13,27 +20,89 @@ pub struct Projection {
     /// Per municipality, the position of the last leaf that could change what a certificate shows or
     /// whether it may be issued (change events, admin actions, link anomalies; not issuances).
     last_change: HashMap<String, u64>,
+    keys: Arc<KeyStore>,
+    /// Erase keys on `Forgotten` leaves (the engine's own projection only).
+    erase_on_forget: bool,
+    /// Sealed leaves whose personal part could not be read, ascending: (position, why).
+    unreadable: Vec<(u64, UnsealError)>,
+    /// An erasure that failed (the key store could not be written): the caller must not go on as if the
+    /// resident were forgotten.
+    pub erase_failure: Option<String>,
+}
+
+impl Default for Projection {
+    /// A fold without keys: sealed events stay sealed (an auditor without a key-store snapshot).
+    fn default() -> Self {
+        Projection::with_keys(Arc::new(KeyStore::empty()), false)
+    }
 }
 
 impl Projection {
+    pub fn with_keys(keys: Arc<KeyStore>, erase_on_forget: bool) -> Projection {
+        Projection {
+            state: State::default(),
+            leaf_count: 0,
+            last_change: HashMap::new(),
+            keys,
+            erase_on_forget,
+            unreadable: Vec::new(),
+            erase_failure: None,
+        }
+    }
+
     pub fn apply(&mut self, leaf: &LogLeaf) {
         let position = self.leaf_count;
-        self.state.apply(position, leaf);
         let municipality = match &leaf.kind {
-            Some(Kind::ChangeEvent(e)) => Some(&e.municipality_code),
-            Some(Kind::Admin(a)) => Some(&a.municipality_code),
-            Some(Kind::LinkAnomaly(a)) => Some(&a.municipality_code),
-            // Issuances and refusals change neither eligibility nor printed data.
-            Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | None => None,
+            Some(Kind::SealedChangeEvent(sealed)) => match clear_part(sealed) {
+                Ok((mut ev, digest)) => {
+                    let readable = match unseal_into(&self.keys, sealed, &mut ev) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            // A failed merge may have left part of the personal fields in `ev`.
+                            if let Ok((clear, _)) = clear_part(sealed) {
+                                ev = clear;
+                            }
+                            self.unreadable.push((position, e));
+                            false
+                        }
+                    };
+                    self.state.apply_sealed_change(position, &ev, digest, readable);
+                    Some(ev.municipality_code)
+                }
+                Err(e) => {
+                    self.unreadable.push((position, e));
+                    self.state.apply(position, leaf);
+                    None
+                }
+            },
+            _ => {
+                self.state.apply(position, leaf);
+                match &leaf.kind {
+                    Some(Kind::ChangeEvent(e)) => Some(e.municipality_code.clone()),
+                    Some(Kind::Admin(a)) => Some(a.municipality_code.clone()),
+                    Some(Kind::LinkAnomaly(a)) => Some(a.municipality_code.clone()),
+                    Some(Kind::Forgotten(f)) => {
+                        if self.erase_on_forget {
+                            let subject = crate::keystore::subject(&f.municipality_code, &f.resident_id);
+                            if let Err(e) = self.keys.delete_subject(&subject) {
+                                self.erase_failure = Some(e.to_string());
+                            }
+                        }
+                        Some(f.municipality_code.clone())
+                    }
+                    // Issuances and refusals change neither eligibility nor printed data.
+                    Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | Some(Kind::SealedChangeEvent(_)) | None => None,
+                }
+            }
         };
         if let Some(code) = municipality {
-            let code = code.clone();
             self.touch(&code, position);
         }
         self.leaf_count += 1;
     }
 
-    /// Folds a change event as a leaf, with its digest already computed (the ingest hot path).
+    /// Folds a change event as a leaf, with its digest already computed (the ingest hot path: the writer
+    /// holds the plaintext, sealed or not, so nothing is unsealed here).
     pub fn apply_change_event(&mut self, ev: &bcl_proto::ChangeEvent, digest: [u8; 32]) {
         let position = self.leaf_count;
         self.state.apply_change_event(position, ev, digest);
@@ -53,5 +122,25 @@ impl Projection {
     /// Whether anything about `municipality` changed at or after `position`.
     pub fn changed_since(&self, municipality: &str, position: u64) -> bool {
         self.last_change.get(municipality).is_some_and(|&p| p >= position)
+    }
+
+    /// Sealed leaves folded without their personal part, ascending by position.
+    pub fn unreadable(&self) -> &[(u64, UnsealError)] {
+        &self.unreadable
+    }
+
+    /// The first sealed leaf that was altered (its key is there, its ciphertext does not authenticate, or it
+    /// does not parse): damage, as opposed to a forgotten resident.
+    pub fn first_damaged(&self) -> Option<&(u64, UnsealError)> {
+        self.unreadable.iter().find(|(_, e)| *e != UnsealError::KeyMissing)
+    }
+
+    /// Whether the leaf at `position` is a sealed event that was folded without its personal part.
+    pub fn is_unreadable(&self, position: u64) -> bool {
+        self.unreadable.binary_search_by_key(&position, |(p, _)| *p).is_ok()
+    }
+
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
     }
 }

@@ -153,6 +153,9 @@ pub(crate) struct Registry {
     pub(crate) households: BTreeMap<String, Household>,
     pub(crate) cards: BTreeMap<String, Card>,
     pub(crate) damage: BTreeMap<String, Vec<DamageRecord>>,
+    /// Residents whose key was erased (`Forgotten` leaf) or whose sealed events could not be read: their
+    /// personal fields are empty and no certificate printing them is issued or reproduced.
+    pub(crate) forgotten: BTreeSet<String>,
 }
 
 /// Everything known about one municipality.
@@ -196,6 +199,10 @@ impl Municipality {
     /// 罹災証明 records of a household, in log order.
     pub fn damage_records(&self, household_id: &str) -> &[DamageRecord] {
         self.registry.damage.get(household_id).map_or(&[], Vec::as_slice)
+    }
+    /// The resident's personal data was erased (crypto-shredding) or is not readable with the keys at hand.
+    pub fn is_forgotten(&self, resident_id: &str) -> bool {
+        self.registry.forgotten.contains(resident_id)
     }
     /// 発行禁止設定 in force for the resident.
     pub fn is_blocked(&self, resident_id: &str) -> bool {
