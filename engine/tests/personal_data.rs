@@ -253,7 +253,6 @@ async fn no_personal_data_in_the_data_directory_and_forget_shreds_one_resident_o
 
     // The same damage in the data directory: the server refuses to start and names the position.
     {
-        use bcl_engine::storage::LogStore;
         let store = bcl_engine::storage::SledStore::open(&dir.path().join("log")).unwrap();
         store.rewrite_leaf_unchecked(position as u64, damaged_leaf).unwrap();
     }
