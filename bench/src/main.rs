@@ -6,9 +6,11 @@
 //!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
+//!   cargo run --release -p bcl-bench -- fold        # the projection rebuild alone (for profiling)
 
 mod audit;
 mod catalogue;
+mod fold;
 mod ingest;
 mod issue;
 mod render;
@@ -23,6 +25,7 @@ fn main() {
         "issue" => issue::run(rest),
         "ingest" => ingest::run(rest),
         "audit" => audit::run(rest),
+        "fold" => fold::run(rest),
         "catalogue" => catalogue::run(rest),
         "all" => {
             render::run(rest);

@@ -9,8 +9,7 @@ use crate::projection::Projection;
 use crate::secrets::MasterSecret;
 use crate::storage::{LogStore, SledStore};
 use crate::writer::{AppendOutcome, Command, Writer};
-use bcl_proto::{ChangeEvent, LogLeaf};
-use prost::Message;
+use bcl_proto::ChangeEvent;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
@@ -167,21 +166,35 @@ fn rebuild(store: &dyn LogStore, keys: &Arc<crate::keystore::KeyStore>) -> Resul
     const CHUNK: usize = 8192;
     let mut projection = Projection::with_keys(keys.clone(), true);
     let len = store.len();
+    // Reading, decoding and unsealing run a chunk ahead of the fold, on the other core.
     let mut from = 0;
-    while from < len {
-        let chunk = store.read(from, CHUNK)?;
-        if chunk.is_empty() {
-            return Err(crate::storage::StorageError::Corrupt { position: from, what: "leaf missing" }.into());
-        }
-        for (position, bytes) in chunk {
-            if position != projection.leaf_count {
-                return Err(crate::storage::StorageError::Corrupt { position, what: "positions out of order" }.into());
+    let chunks = std::iter::from_fn(|| {
+        (from < len).then(|| {
+            let chunk = store.read(from, CHUNK)?;
+            if chunk.is_empty() {
+                return Err(crate::storage::StorageError::Corrupt { position: from, what: "leaf missing" }.into());
             }
-            let leaf = LogLeaf::decode(bytes.as_slice())
-                .map_err(|_| crate::storage::StorageError::Corrupt { position, what: "leaf does not decode" })?;
-            projection.apply(&leaf);
-            from = position + 1;
+            let mut leaves = Vec::with_capacity(chunk.len());
+            for (position, bytes) in chunk {
+                if position != from {
+                    return Err(
+                        crate::storage::StorageError::Corrupt { position, what: "positions out of order" }.into()
+                    );
+                }
+                leaves.push(bytes);
+                from += 1;
+            }
+            Ok::<_, EngineError>(leaves)
+        })
+    });
+    let mut undecodable = None;
+    crate::projection::fold_pipelined(&mut projection, chunks, |_, position, decoded| {
+        if decoded.is_undecodable() && undecodable.is_none() {
+            undecodable = Some(position);
         }
+    })?;
+    if let Some(position) = undecodable {
+        return Err(crate::storage::StorageError::Corrupt { position, what: "leaf does not decode" }.into());
     }
     if let Some(&(position, _)) = projection.first_damaged() {
         return Err(crate::storage::StorageError::Corrupt {

@@ -226,18 +226,25 @@ impl Engine {
     /// clock: the exact record the certificate was rendered from.
     fn prepared_from_history(&self, record: &IssuanceRecord) -> Result<(Prepared, JstDateTime), EngineError> {
         let mut projection = crate::projection::Projection::with_keys(self.keys.clone(), false);
-        let mut from = 0;
-        while from < record.as_of_position {
-            let chunk = self.store.read(from, (record.as_of_position - from).min(8192) as usize)?;
-            if chunk.is_empty() {
-                return Err(EngineError::Internal("log shorter than the issuance's snapshot".into()));
+        let (mut from, end) = (0, record.as_of_position);
+        let chunks = std::iter::from_fn(|| {
+            (from < end).then(|| {
+                let chunk = self.store.read(from, (end - from).min(8192) as usize)?;
+                if chunk.is_empty() {
+                    return Err(EngineError::Internal("log shorter than the issuance's snapshot".into()));
+                }
+                from += chunk.len() as u64;
+                Ok(chunk.into_iter().map(|(_, leaf)| leaf).collect::<Vec<_>>())
+            })
+        });
+        let mut undecodable = None;
+        crate::projection::fold_pipelined(&mut projection, chunks, |_, position, decoded| {
+            if decoded.is_undecodable() {
+                undecodable.get_or_insert(position);
             }
-            for (position, bytes) in chunk {
-                let leaf = LogLeaf::decode(bytes.as_slice())
-                    .map_err(|_| EngineError::Internal(format!("leaf {position} does not decode")))?;
-                projection.apply(&leaf);
-                from = position + 1;
-            }
+        })?;
+        if let Some(position) = undecodable {
+            return Err(EngineError::Internal(format!("leaf {position} does not decode")));
         }
         check_sources_readable(&projection, record)?;
         prepared_from_state(&projection.state, record)
@@ -301,7 +308,8 @@ pub fn check_sources_readable(
     record: &IssuanceRecord,
 ) -> Result<(), EngineError> {
     for &p in &record.source_positions {
-        if let Some((_, e)) = projection.unreadable().iter().find(|(q, _)| *q == p) {
+        if let Ok(i) = projection.unreadable().binary_search_by_key(&p, |(q, _)| *q) {
+            let e = &projection.unreadable()[i].1;
             return Err(match e {
                 crate::keystore::seal::UnsealError::KeyMissing => forgotten_error(),
                 e => EngineError::Internal(format!("sealed event at position {p}: {e}")),

@@ -6,10 +6,12 @@
 //! writer) also *erases* a resident's keys when it folds their `Forgotten` leaf, so any engine folding the
 //! same log (a restarted one, a replica) forgets too; folds made for reproduction or audit only read keys.
 
-use crate::keystore::seal::{clear_part, unseal_into, UnsealError};
+use crate::keystore::seal::{clear_part, unseal_into, unseal_ref, SealedRef, UnsealError};
 use crate::keystore::KeyStore;
 use bcl_projections::State;
-use bcl_proto::{log_leaf::Kind, LogLeaf};
+use bcl_proto::{log_leaf::Kind, ChangeEvent, LogLeaf};
+use prost::Message;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -101,6 +103,26 @@ impl Projection {
         self.leaf_count += 1;
     }
 
+    /// Folds a leaf prepared by [`decode_leaf`] (possibly on another thread): the same as [`Projection::apply`]
+    /// on the leaf it was decoded from.
+    pub fn apply_decoded(&mut self, decoded: DecodedLeaf) {
+        let position = self.leaf_count;
+        match decoded {
+            DecodedLeaf::Plain { ev, digest } => return self.apply_change_event(&ev, digest),
+            DecodedLeaf::Sealed { ev, digest, unreadable } => {
+                let readable = unreadable.is_none();
+                if let Some(e) = unreadable {
+                    self.unreadable.push((position, e));
+                }
+                self.state.apply_sealed_change(position, &ev, digest, readable);
+                self.touch(&ev.municipality_code, position);
+                self.leaf_count += 1;
+            }
+            DecodedLeaf::Other(leaf) => self.apply(&leaf),
+            DecodedLeaf::Undecodable => self.apply(&LogLeaf { kind: None }),
+        }
+    }
+
     /// Folds a change event as a leaf, with its digest already computed (the ingest hot path: the writer
     /// holds the plaintext, sealed or not, so nothing is unsealed here).
     pub fn apply_change_event(&mut self, ev: &bcl_proto::ChangeEvent, digest: [u8; 32]) {
@@ -143,6 +165,142 @@ impl Projection {
     pub fn keys(&self) -> &Arc<KeyStore> {
         &self.keys
     }
+}
+
+/// A leaf decoded, hashed and unsealed: everything of folding that needs no projection state, so a rebuild
+/// can do it on a second core while the fold runs ([`fold_pipelined`]).
+pub enum DecodedLeaf {
+    /// A plain change event and its digest (SHA-256 of its encoding, as the writer computed it).
+    Plain { ev: ChangeEvent, digest: [u8; 32] },
+    /// A sealed change event: whole if it could be unsealed, otherwise its readable part and why not.
+    Sealed { ev: ChangeEvent, digest: [u8; 32], unreadable: Option<UnsealError> },
+    /// Any other kind of leaf.
+    Other(LogLeaf),
+    /// Not a `LogLeaf` (folded as an empty leaf to keep positions aligned).
+    Undecodable,
+}
+
+impl DecodedLeaf {
+    pub fn is_undecodable(&self) -> bool {
+        matches!(self, DecodedLeaf::Undecodable)
+    }
+}
+
+/// First byte of an encoded `LogLeaf` holding a change event (field 1, length-delimited).
+const CHANGE_EVENT_TAG: u8 = 0x0A;
+
+/// First byte of an encoded `LogLeaf` holding a sealed change event (field 6, length-delimited).
+const SEALED_TAG: u8 = 0x32;
+
+pub fn decode_leaf(keys: &KeyStore, bytes: &[u8]) -> DecodedLeaf {
+    // Sealed events, most of the log, are read in place: the fields are borrowed, not copied.
+    if bytes.first() == Some(&SEALED_TAG) {
+        if let Some(sealed) = canonical_event_bytes(bytes).and_then(SealedRef::parse) {
+            if let Ok((mut ev, digest)) = sealed.clear_part() {
+                let unreadable = unseal_ref(keys, &sealed, &mut ev).err();
+                if unreadable.is_some() {
+                    // A failed merge may have left part of the personal fields in `ev`.
+                    if let Ok((clear, _)) = sealed.clear_part() {
+                        ev = clear;
+                    }
+                }
+                return DecodedLeaf::Sealed { ev, digest, unreadable };
+            }
+        }
+    }
+    let Ok(leaf) = LogLeaf::decode(bytes) else { return DecodedLeaf::Undecodable };
+    match leaf.kind {
+        Some(Kind::ChangeEvent(ev)) => {
+            // The writer's digest is SHA-256 of the event's encoding, which is the leaf minus its tag and length
+            // when the leaf is canonical; otherwise fall back to re-encoding, as the pure fold does.
+            let digest = match canonical_event_bytes(bytes) {
+                Some(event) if bytes[0] == CHANGE_EVENT_TAG && event.len() == ev.encoded_len() => {
+                    Sha256::digest(event).into()
+                }
+                _ => bcl_projections::event_digest(&ev),
+            };
+            DecodedLeaf::Plain { ev, digest }
+        }
+        Some(Kind::SealedChangeEvent(sealed)) => match clear_part(&sealed) {
+            Ok((mut ev, digest)) => {
+                let unreadable = unseal_into(keys, &sealed, &mut ev).err();
+                if unreadable.is_some() {
+                    // A failed merge may have left part of the personal fields in `ev`.
+                    if let Ok((clear, _)) = clear_part(&sealed) {
+                        ev = clear;
+                    }
+                }
+                DecodedLeaf::Sealed { ev, digest, unreadable }
+            }
+            Err(_) => DecodedLeaf::Other(LogLeaf { kind: Some(Kind::SealedChangeEvent(sealed)) }),
+        },
+        kind => DecodedLeaf::Other(LogLeaf { kind }),
+    }
+}
+
+/// The bytes after a leaf's one-byte tag and its varint length, if the length covers the rest exactly.
+fn canonical_event_bytes(bytes: &[u8]) -> Option<&[u8]> {
+    let mut rest = bytes.get(1..)?;
+    let len = prost::encoding::decode_varint(&mut rest).ok()?;
+    (len as usize == rest.len()).then_some(rest)
+}
+
+/// Folds a sequence of leaves into `projection`. Decoding and unsealing (most of the cost of a sealed leaf:
+/// protobuf decoding, XChaCha20-Poly1305, merging the personal part) run on worker threads, chunks handed out
+/// round robin and collected in the same order, while this thread folds; the fold itself stays sequential.
+/// `chunks` yields the leaves in log order from `projection.leaf_count`; `before` is called with each
+/// position before its leaf is folded and with the decoded leaf (the auditor re-renders certificates there
+/// and notes undecodable leaves).
+pub fn fold_pipelined<C, L, E>(
+    projection: &mut Projection,
+    chunks: C,
+    mut before: impl FnMut(&Projection, u64, &DecodedLeaf),
+) -> Result<(), E>
+where
+    C: Iterator<Item = Result<Vec<L>, E>> + Send,
+    L: AsRef<[u8]> + Send,
+    E: Send,
+{
+    // Two decoders and the fold keep two cores busy; more only helps on bigger machines.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4);
+    let keys = projection.keys.clone();
+    std::thread::scope(|scope| {
+        let mut inputs = Vec::with_capacity(workers);
+        let mut outputs = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Result<Vec<L>, E>>(2);
+            let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Result<Vec<DecodedLeaf>, E>>(2);
+            let keys = keys.clone();
+            scope.spawn(move || {
+                for chunk in in_rx {
+                    let decoded = chunk.map(|leaves| leaves.iter().map(|b| decode_leaf(&keys, b.as_ref())).collect());
+                    if out_tx.send(decoded).is_err() {
+                        return;
+                    }
+                }
+            });
+            inputs.push(in_tx);
+            outputs.push(out_rx);
+        }
+        // Reading the chunks (sled for a rebuild) happens on its own thread too; an error ends the stream.
+        scope.spawn(move || {
+            for (i, chunk) in chunks.enumerate() {
+                let stop = chunk.is_err();
+                if inputs[i % workers].send(chunk).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        for i in 0.. {
+            // A closed channel means the stream ended (or stopped at an error, which was delivered first).
+            let Ok(chunk) = outputs[i % workers].recv() else { break };
+            for decoded in chunk? {
+                before(projection, projection.leaf_count, &decoded);
+                projection.apply_decoded(decoded);
+            }
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -100,7 +100,11 @@ impl State {
             self.ignored_leaves += 1;
             return None;
         }
-        Some(self.municipalities.entry(code.to_owned()).or_default())
+        // Look up before inserting: `entry` would allocate the key for every leaf.
+        if !self.municipalities.contains_key(code) {
+            self.municipalities.insert(code.to_owned(), Municipality::default());
+        }
+        self.municipalities.get_mut(code)
     }
 
     /// Folds a change event whose digest the caller already computed: the same as [`State::apply`] on a
@@ -134,10 +138,10 @@ impl State {
         if seq == 0 {
             return m.link.suspend("source_seq 0 cannot be applied: sourceSeq must be at least 1".into());
         }
-        if m.received.contains_key(&seq) {
+        if m.received.contains(&seq) {
             return m.link.suspend(format!("conflicting re-send of source_seq {seq}"));
         }
-        m.received.insert(seq, ev.event_id.clone());
+        m.received.insert(seq);
         let Municipality { link, registry, .. } = m;
         link.receive(position, ev, |pos, e| registry.apply_event(pos, e));
         self.events.insert(

@@ -4,7 +4,7 @@
 //! Everything here is a pure function of the leaves folded so far (see `fold.rs`), so the engine can rebuild
 //! it on start and an auditor can rebuild the state any certificate was issued from.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use bcl_proto::{ChangeEvent, DamageGrade, IssuanceRecord, MunicipalityStatus, RemovalReason};
@@ -167,8 +167,8 @@ pub struct Municipality {
     pub(crate) blocked: BTreeSet<String>,
     pub(crate) transactions: Vec<(u64, IssuanceRecord)>,
     pub(crate) refusals: Vec<(u64, bcl_proto::RefusalRecord)>,
-    /// source_seq → event_id of every event received (applied or waiting).
-    pub(crate) received: HashMap<u64, String>,
+    /// source_seq of every event received (applied or waiting).
+    pub(crate) received: HashSet<u64>,
 }
 
 impl Municipality {
@@ -343,7 +343,7 @@ impl State {
         let taken = self
             .municipalities
             .get(&ev.municipality_code)
-            .is_some_and(|m| m.received.contains_key(&ev.source_seq));
+            .is_some_and(|m| m.received.contains(&ev.source_seq));
         if taken {
             Admission::Conflict { kind: ConflictKind::SourceSeqTaken }
         } else {

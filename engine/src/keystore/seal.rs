@@ -111,17 +111,75 @@ pub fn prepare_events(keys: &KeyStore, events: &[ChangeEvent]) -> Result<Vec<Pre
 
 /// The readable part of a sealed leaf and its digest.
 pub fn clear_part(sealed: &SealedChangeEvent) -> Result<(ChangeEvent, [u8; 32]), UnsealError> {
-    let ev =
-        ChangeEvent::decode(sealed.event.as_slice()).map_err(|_| UnsealError::Malformed("event does not decode"))?;
-    let digest = sealed.digest.as_slice().try_into().map_err(|_| UnsealError::Malformed("digest is not 32 bytes"))?;
-    Ok((ev, digest))
+    SealedRef::of(sealed).clear_part()
+}
+
+/// The fields of an encoded `SealedChangeEvent`, borrowed from the leaf (the rebuild's hot path: no copies).
+#[derive(Default, Clone, Copy)]
+pub struct SealedRef<'a> {
+    pub event: &'a [u8],
+    pub key_id: &'a [u8],
+    pub nonce: &'a [u8],
+    pub sealed: &'a [u8],
+    pub digest: &'a [u8],
+}
+
+impl<'a> SealedRef<'a> {
+    pub fn of(sealed: &'a SealedChangeEvent) -> Self {
+        SealedRef {
+            event: &sealed.event,
+            key_id: &sealed.key_id,
+            nonce: &sealed.nonce,
+            sealed: &sealed.sealed,
+            digest: &sealed.digest,
+        }
+    }
+
+    /// Borrows the fields of an encoded `SealedChangeEvent` as prost would decode them (a repeated field: the
+    /// last one wins). `None` for anything else (other wire types, unknown fields, truncation): the caller
+    /// then decodes with prost.
+    pub fn parse(mut buf: &'a [u8]) -> Option<Self> {
+        let mut r = SealedRef::default();
+        while !buf.is_empty() {
+            let key = prost::encoding::decode_varint(&mut buf).ok()?;
+            if key & 7 != 2 {
+                return None;
+            }
+            let len = usize::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
+            if len > buf.len() {
+                return None;
+            }
+            let (value, rest) = buf.split_at(len);
+            buf = rest;
+            match key >> 3 {
+                1 => r.event = value,
+                2 => r.key_id = value,
+                3 => r.nonce = value,
+                4 => r.sealed = value,
+                5 => r.digest = value,
+                _ => return None,
+            }
+        }
+        Some(r)
+    }
+
+    /// The readable part and the digest.
+    pub fn clear_part(&self) -> Result<(ChangeEvent, [u8; 32]), UnsealError> {
+        let ev = ChangeEvent::decode(self.event).map_err(|_| UnsealError::Malformed("event does not decode"))?;
+        let digest = self.digest.try_into().map_err(|_| UnsealError::Malformed("digest is not 32 bytes"))?;
+        Ok((ev, digest))
+    }
 }
 
 /// Restores the whole event of a sealed leaf with its key: the readable part merged with the unsealed
 /// personal fields. `ev` is the readable part (from [`clear_part`]) and is completed in place.
 pub fn unseal_into(keys: &KeyStore, sealed: &SealedChangeEvent, ev: &mut ChangeEvent) -> Result<(), UnsealError> {
-    let key_id: KeyId =
-        sealed.key_id.as_slice().try_into().map_err(|_| UnsealError::Malformed("key id is not 16 bytes"))?;
+    unseal_ref(keys, &SealedRef::of(sealed), ev)
+}
+
+/// [`unseal_into`] on borrowed fields.
+pub fn unseal_ref(keys: &KeyStore, sealed: &SealedRef<'_>, ev: &mut ChangeEvent) -> Result<(), UnsealError> {
+    let key_id: KeyId = sealed.key_id.try_into().map_err(|_| UnsealError::Malformed("key id is not 16 bytes"))?;
     let key = keys.key(&key_id).ok_or(UnsealError::KeyMissing)?;
     if sealed.nonce.len() != 24 {
         return Err(UnsealError::Malformed("nonce is not 24 bytes"));
@@ -129,8 +187,8 @@ pub fn unseal_into(keys: &KeyStore, sealed: &SealedChangeEvent, ev: &mut ChangeE
     let cipher = XChaCha20Poly1305::new((&key).into());
     let plaintext = cipher
         .decrypt(
-            XNonce::from_slice(&sealed.nonce),
-            Payload { msg: &sealed.sealed, aad: &aad(&sealed.key_id, &sealed.digest, &sealed.event) },
+            XNonce::from_slice(sealed.nonce),
+            Payload { msg: sealed.sealed, aad: &aad(sealed.key_id, sealed.digest, sealed.event) },
         )
         .map_err(|_| UnsealError::Authentication)?;
     ev.merge(plaintext.as_slice()).map_err(|_| UnsealError::Malformed("personal part does not decode"))
@@ -201,6 +259,23 @@ mod tests {
         let (mut clear, _) = clear_part(&sealed).unwrap();
         assert_eq!(unseal_into(&keys, &sealed, &mut clear), Err(UnsealError::KeyMissing));
         assert_eq!(clear, bcl_projections::personal::redact(&ev));
+    }
+
+    #[test]
+    fn borrowed_parse_matches_prost() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyStore::open(dir.path()).unwrap();
+        let leaf = &prepare_events(&keys, &[registration("R3")]).unwrap()[0].leaf;
+        let sealed = sealed_of(leaf);
+        let inner = &leaf[1 + prost::length_delimiter_len(sealed.encoded_len())..];
+        let r = SealedRef::parse(inner).expect("parses");
+        let o = SealedRef::of(&sealed);
+        assert_eq!((r.event, r.key_id, r.nonce, r.sealed, r.digest), (o.event, o.key_id, o.nonce, o.sealed, o.digest));
+        let mut ev = r.clear_part().unwrap().0;
+        unseal_ref(&keys, &r, &mut ev).unwrap();
+        assert_eq!(ev, registration("R3"));
+        assert!(SealedRef::parse(&inner[..inner.len() - 1]).is_none(), "truncated");
+        assert!(SealedRef::parse(&[0x30, 0x01]).is_none(), "a varint field is not ours");
     }
 
     #[test]
