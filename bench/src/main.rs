@@ -7,6 +7,7 @@
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
 //!   cargo run --release -p bcl-bench -- fold        # the projection rebuild alone (for profiling)
+//!   cargo run --release -p bcl-bench -- replication # East+West: SYNC cost and replication lag under load
 
 mod audit;
 mod catalogue;
@@ -14,6 +15,7 @@ mod fold;
 mod ingest;
 mod issue;
 mod render;
+mod replication;
 mod stats;
 
 fn main() {
@@ -27,6 +29,7 @@ fn main() {
         "audit" => audit::run(rest),
         "fold" => fold::run(rest),
         "catalogue" => catalogue::run(rest),
+        "replication" => replication::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);

@@ -22,6 +22,10 @@ pub struct Projection {
     /// Per municipality, the position of the last leaf that could change what a certificate shows or
     /// whether it may be issued (change events, admin actions, link anomalies; not issuances).
     last_change: HashMap<String, u64>,
+    /// The newest `Leadership` leaf and its position (replicated deployments only): who sequences the log.
+    pub leadership: Option<(u64, bcl_proto::Leadership)>,
+    /// Position of the first Leadership leaf of the current epoch (where the current primary took over).
+    pub epoch_start: Option<u64>,
     keys: Arc<KeyStore>,
     /// Erase keys on `Forgotten` leaves (the engine's own projection only).
     erase_on_forget: bool,
@@ -49,6 +53,8 @@ impl Projection {
             erase_on_forget,
             unreadable: Vec::new(),
             erase_failure: None,
+            leadership: None,
+            epoch_start: None,
         }
     }
 
@@ -91,6 +97,13 @@ impl Projection {
                             }
                         }
                         Some(f.municipality_code.clone())
+                    }
+                    Some(Kind::Leadership(l)) => {
+                        if self.leadership.as_ref().is_none_or(|(_, old)| old.epoch != l.epoch) {
+                            self.epoch_start = Some(position);
+                        }
+                        self.leadership = Some((position, l.clone()));
+                        None
                     }
                     // Issuances and refusals change neither eligibility nor printed data.
                     Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | Some(Kind::SealedChangeEvent(_)) | None => None,
@@ -139,6 +152,11 @@ impl Projection {
                 self.last_change.insert(code.to_string(), position);
             }
         }
+    }
+
+    /// The position of the last leaf that changed `municipality` (see `changed_since`).
+    pub fn last_change(&self, municipality: &str) -> Option<u64> {
+        self.last_change.get(municipality).copied()
     }
 
     /// Whether anything about `municipality` changed at or after `position`.

@@ -29,6 +29,25 @@ pub const IDEMPOTENCY_SUBJECT: &str = "bcl/idempotency";
 
 pub type KeyId = [u8; 16];
 
+impl From<KeyEntry> for bcl_proto::ReplicatedKey {
+    fn from(e: KeyEntry) -> Self {
+        bcl_proto::ReplicatedKey { key_id: e.key_id.to_vec(), subject: e.subject, key: e.key.to_vec() }
+    }
+}
+
+impl TryFrom<bcl_proto::ReplicatedKey> for KeyEntry {
+    type Error = KeyStoreError;
+    fn try_from(k: bcl_proto::ReplicatedKey) -> Result<Self, KeyStoreError> {
+        let malformed =
+            || KeyStoreError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed key entry"));
+        Ok(KeyEntry {
+            key_id: k.key_id.as_slice().try_into().map_err(|_| malformed())?,
+            key: k.key.as_slice().try_into().map_err(|_| malformed())?,
+            subject: k.subject,
+        })
+    }
+}
+
 /// One key of the store, as replication ships it. `Debug` never prints the key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyEntry {
@@ -209,6 +228,47 @@ impl KeyStore {
         Ok(seq)
     }
 
+    /// Stores several replicated keys with one sync; idempotent by key id. A replicated idempotency key
+    /// replaces this store's own: both centres must compute the same keyed digests, or a re-send after a
+    /// fail-over would look like a conflict (a follower never seals, so its own key was never used).
+    pub fn put_many(&self, entries: &[KeyEntry]) -> Result<(), KeyStoreError> {
+        let new: Vec<KeyEntry> = {
+            let inner = self.inner.read().expect("key store lock");
+            entries.iter().filter(|e| !inner.by_id.contains_key(&e.key_id)).cloned().collect()
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        if new.iter().any(|e| e.subject.len() > MAX_SUBJECT) {
+            return Err(KeyStoreError::SubjectTooLong);
+        }
+        if new.iter().any(|e| e.subject == IDEMPOTENCY_SUBJECT) {
+            self.erase(IDEMPOTENCY_SUBJECT)?;
+        }
+        self.append(&new)?;
+        self.sync()
+    }
+
+    /// The entry of a key id.
+    pub fn entry(&self, key_id: &KeyId) -> Option<KeyEntry> {
+        self.inner.read().expect("key store lock").by_id.get(key_id).map(|(_, e)| e.clone())
+    }
+
+    /// The entries the sealed leaves among `leaves` were sealed with, plus the idempotency key (what a
+    /// follower needs to fold these leaves and, after a fail-over, to admit re-sends).
+    pub fn entries_for_leaves(&self, leaves: &[Vec<u8>]) -> Vec<KeyEntry> {
+        let mut out: Vec<KeyEntry> = self.by_subject(IDEMPOTENCY_SUBJECT);
+        let mut seen: std::collections::HashSet<KeyId> = out.iter().map(|e| e.key_id).collect();
+        for leaf in leaves {
+            if let Some(id) = seal::sealed_key_id(leaf) {
+                if seen.insert(id) {
+                    out.extend(self.entry(&id));
+                }
+            }
+        }
+        out
+    }
+
     /// Live keys with a sequence number above `seq`, in sequence order (replication: "list since").
     pub fn list_since(&self, seq: u64) -> Vec<(u64, KeyEntry)> {
         let inner = self.inner.read().expect("key store lock");
@@ -224,6 +284,10 @@ impl KeyStore {
         if subject == IDEMPOTENCY_SUBJECT {
             return Ok(0);
         }
+        self.erase(subject)
+    }
+
+    fn erase(&self, subject: &str) -> Result<usize, KeyStoreError> {
         let guard = self.file.as_ref().map(|f| f.lock().expect("key store file lock"));
         let removed: Vec<(u64, KeyEntry)> = {
             let mut inner = self.inner.write().expect("key store lock");

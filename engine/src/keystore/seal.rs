@@ -114,6 +114,16 @@ pub fn clear_part(sealed: &SealedChangeEvent) -> Result<(ChangeEvent, [u8; 32]),
     SealedRef::of(sealed).clear_part()
 }
 
+/// The key id a stored leaf was sealed with, if it is a sealed change event.
+pub fn sealed_key_id(leaf: &[u8]) -> Option<KeyId> {
+    if leaf.first() != Some(&0x32) {
+        return None;
+    }
+    let mut rest = &leaf[1..];
+    prost::encoding::decode_varint(&mut rest).ok()?;
+    SealedRef::parse(rest)?.key_id.try_into().ok()
+}
+
 /// The fields of an encoded `SealedChangeEvent`, borrowed from the leaf (the rebuild's hot path: no copies).
 #[derive(Default, Clone, Copy)]
 pub struct SealedRef<'a> {
