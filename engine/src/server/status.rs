@@ -32,6 +32,11 @@ pub fn to_status(err: EngineError) -> Status {
             "REQUEST_ID_REUSED",
             "request_id was already used with other parameters".into(),
         ),
+        e @ EngineError::Overloaded(cause) => Status::with_error_details(
+            Code::Unavailable,
+            e.to_string(),
+            ErrorDetails::with_error_info("ENGINE_OVERLOADED", DOMAIN, [("cause".to_string(), cause.to_string())]),
+        ),
         e @ EngineError::Poisoned => with_reason(Code::Unavailable, "ENGINE_STOPPED", e.to_string()),
         e @ (EngineError::Storage(_) | EngineError::Internal(_)) => {
             tracing::error!(error = %e, "internal error");
