@@ -6,9 +6,11 @@
 //!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
+//!   cargo run --release -p bcl-bench -- compare     # the same 住民票 by this engine, Typst and Chromium
 
 mod audit;
 mod catalogue;
+mod compare;
 mod ingest;
 mod issue;
 mod render;
@@ -24,6 +26,8 @@ fn main() {
         "ingest" => ingest::run(rest),
         "audit" => audit::run(rest),
         "catalogue" => catalogue::run(rest),
+        "compare" => compare::run(rest),
+        "render-one" => compare::render_one(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);
