@@ -7,10 +7,12 @@
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
 //!   cargo run --release -p bcl-bench -- compare     # the same 住民票 by this engine, Typst and Chromium
+//!   cargo run --release -p bcl-bench -- h2load      # kiosk-load's client vs h2load on the same server
 
 mod audit;
 mod catalogue;
 mod compare;
+mod h2load;
 mod ingest;
 mod issue;
 mod render;
@@ -28,6 +30,7 @@ fn main() {
         "catalogue" => catalogue::run(rest),
         "compare" => compare::run(rest),
         "render-one" => compare::render_one(rest),
+        "h2load" => h2load::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);
