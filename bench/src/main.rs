@@ -8,8 +8,10 @@
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
 //!   cargo run --release -p bcl-bench -- compare     # the same 住民票 by this engine, Typst and Chromium
 //!   cargo run --release -p bcl-bench -- h2load      # kiosk-load's client vs h2load on the same server
+//!   cargo run --release -p bcl-bench -- breakdown   # one Issue step by step, in process and over gRPC
 
 mod audit;
+mod breakdown;
 mod catalogue;
 mod compare;
 mod h2load;
@@ -31,6 +33,7 @@ fn main() {
         "compare" => compare::run(rest),
         "render-one" => compare::render_one(rest),
         "h2load" => h2load::run(rest),
+        "breakdown" => breakdown::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);
