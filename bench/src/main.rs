@@ -9,6 +9,7 @@
 //!   cargo run --release -p bcl-bench -- compare     # the same 住民票 by this engine, Typst and Chromium
 //!   cargo run --release -p bcl-bench -- h2load      # kiosk-load's client vs h2load on the same server
 //!   cargo run --release -p bcl-bench -- breakdown   # one Issue step by step, in process and over gRPC
+//!   cargo run --release -p bcl-bench -- rss         # engine memory with 1 and 10 municipalities of 100k
 
 mod audit;
 mod breakdown;
@@ -18,6 +19,7 @@ mod h2load;
 mod ingest;
 mod issue;
 mod render;
+mod rss;
 mod stats;
 
 fn main() {
@@ -34,6 +36,7 @@ fn main() {
         "render-one" => compare::render_one(rest),
         "h2load" => h2load::run(rest),
         "breakdown" => breakdown::run(rest),
+        "rss" => rss::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);
