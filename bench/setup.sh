@@ -13,10 +13,10 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
-packages=(chromium nghttp2-client nodejs npm)
+# command:Debian package; a command already on PATH (e.g. a node that did not come from Debian) is used as is.
 missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+for pair in chromium:chromium h2load:nghttp2-client node:nodejs npm:npm; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
     echo "bench/setup.sh: installing ${missing[*]}" >&2

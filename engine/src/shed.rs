@@ -30,11 +30,12 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// One slot per core plus one (the append's fsync leaves a core idle for a while), a queue of two
-    /// slots' worth and 5 ms: an admitted request waits at most about one service time.
+    /// One slot per core plus one (while an issuance waits for its append's fsync its core is free for
+    /// another), a queue of two slots' worth, and 10 ms: about what that queue takes to drain at ~5 ms
+    /// per certificate, so a request is shed when it would wait longer than two service times.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Config { max_in_flight: cores + 1, max_queue: 2 * (cores + 1), max_queue_wait: Duration::from_millis(5) }
+        Config { max_in_flight: cores + 1, max_queue: 2 * (cores + 1), max_queue_wait: Duration::from_millis(10) }
     }
 }
 
