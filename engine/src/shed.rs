@@ -31,11 +31,13 @@ pub struct Config {
 
 impl Default for Config {
     /// One slot per core plus one (while an issuance waits for its append's fsync its core is free for
-    /// another), a queue of two slots' worth, and 10 ms: about what that queue takes to drain at ~5 ms
-    /// per certificate, so a request is shed when it would wait longer than two service times.
+    /// another), a queue of four slots' worth, and 50 ms: about what that queue takes to drain at 5-10 ms
+    /// per certificate, and 40 times shorter than the kiosks' 2 s deadline, so a vendor told to go
+    /// elsewhere still has time to. (With 10 ms, a machine whose other tenants stall the engine for tens
+    /// of milliseconds shed requests even at 25 offered/s: see BENCHMARKS.md.)
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Config { max_in_flight: cores + 1, max_queue: 2 * (cores + 1), max_queue_wait: Duration::from_millis(10) }
+        Config { max_in_flight: cores + 1, max_queue: 4 * (cores + 1), max_queue_wait: Duration::from_millis(50) }
     }
 }
 

@@ -22,7 +22,7 @@ pub struct Args {
     /// Issue load shedding: issuances running at once (default: cores + 1).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
-    /// Issue load shedding: requests waiting for a slot before new ones are shed (default: 2 × in flight).
+    /// Issue load shedding: requests waiting for a slot before new ones are shed (default: 4 × in flight).
     #[arg(long)]
     pub max_queue: Option<usize>,
     /// Issue load shedding: longest wait for a slot, ms, before the request is shed with UNAVAILABLE.
@@ -67,7 +67,7 @@ fn shedding(args: &Args) -> Option<crate::shed::Config> {
     let mut c = crate::shed::Config::default();
     if let Some(n) = args.max_in_flight {
         c.max_in_flight = n.max(1);
-        c.max_queue = 2 * c.max_in_flight;
+        c.max_queue = 4 * c.max_in_flight;
     }
     c.max_queue = args.max_queue.unwrap_or(c.max_queue);
     c.max_queue_wait = args.max_queue_wait_ms.map_or(c.max_queue_wait, std::time::Duration::from_millis);
