@@ -37,7 +37,9 @@ if [ ! -d target/compare-node/node_modules/playwright-core ]; then
     npm install --silent --no-audit --no-fund --prefix target/compare-node playwright-core >/dev/null
 fi
 
-if [ -z "${BENCH_NO_TYPST_CLI:-}" ] && ! command -v typst >/dev/null && [ ! -x "$HOME/.cargo/bin/typst" ]; then
+if pgrep -f "cargo install.*typst-cli" >/dev/null; then
+    echo "bench/setup.sh: typst-cli is being installed by another process; the Typst CLI is not measured this time" >&2
+elif [ -z "${BENCH_NO_TYPST_CLI:-}" ] && ! command -v typst >/dev/null && [ ! -x "$HOME/.cargo/bin/typst" ]; then
     echo "bench/setup.sh: cargo install typst-cli --locked (slow: once per machine)" >&2
     nice -n 10 cargo install --quiet --locked typst-cli
 fi
