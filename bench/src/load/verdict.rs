@@ -83,7 +83,8 @@ mod tests {
 
     #[test]
     fn a_shed_request_is_an_error_but_no_mismatch() {
-        let shed = Status::with_error_details(Code::Unavailable, "overloaded", ErrorDetails::with_error_info(SHED_REASON, "bcl.v1", []));
+        let info = ErrorDetails::with_error_info(SHED_REASON, "bcl.v1", []);
+        let shed = Status::with_error_details(Code::Unavailable, "overloaded", info);
         for expected in [Expected::Issue, Expected::Refuse("UNDER_AGE")] {
             let (o, m) = judge(expected, None, false, &Err(shed.clone()));
             assert_eq!(o, Outcome::Error { code: "Unavailable".into(), reason: SHED_REASON.into() });
