@@ -10,6 +10,7 @@
 //!   cargo run --release -p bcl-bench -- h2load      # kiosk-load's client vs h2load on the same server
 //!   cargo run --release -p bcl-bench -- breakdown   # one Issue step by step, in process and over gRPC
 //!   cargo run --release -p bcl-bench -- rss         # engine memory with 1 and 10 municipalities of 100k
+//!   cargo run --release -p bcl-bench -- replication # East+West: SYNC cost and replication lag under load
 
 mod audit;
 mod breakdown;
@@ -20,6 +21,7 @@ mod ingest;
 mod issue;
 mod render;
 mod rss;
+mod replication;
 mod stats;
 
 fn main() {
@@ -37,6 +39,7 @@ fn main() {
         "h2load" => h2load::run(rest),
         "breakdown" => breakdown::run(rest),
         "rss" => rss::run(rest),
+        "replication" => replication::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);

@@ -32,6 +32,15 @@ pub enum EngineError {
     /// centre. The cause is `queue_full` or `queue_wait`.
     #[error("the engine is overloaded ({0}); try the other centre")]
     Overloaded(&'static str),
+    /// This centre cannot take the call now (e.g. it follows the other centre and lost contact with it).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The replicas of East and West disagree about history: replication stopped; an operator must act.
+    #[error("the two centres' histories diverge: {0}")]
+    Diverged(String),
+    /// The other centre's answer to a call this centre forwarded to it, passed on unchanged.
+    #[error("{}", .0.message())]
+    Forwarded(tonic::Status),
     #[error("internal error: {0}")]
     Internal(String),
 }
