@@ -50,11 +50,11 @@ async fn run(plan: Plan) -> i32 {
             let mut list = spawned.lock().expect("not shared yet");
             if *centres == 2 {
                 // East and West replicate one history, as in production.
-                let (east, west) = Spawned::start_pair(&bcl).unwrap_or_else(|e| fail(e));
+                let (east, west) = Spawned::start_pair(&bcl, &args.serve_arg).unwrap_or_else(|e| fail(e));
                 list.push((CentreId::East, east));
                 list.push((CentreId::West, west));
             } else {
-                list.push((CentreId::East, Spawned::start(&bcl).unwrap_or_else(|e| fail(e))));
+                list.push((CentreId::East, Spawned::start_with(&bcl, &args.serve_arg).unwrap_or_else(|e| fail(e))));
             }
             list.iter().map(|(c, s)| (*c, s.url.clone())).collect()
         }
@@ -154,6 +154,7 @@ async fn run(plan: Plan) -> i32 {
             "kill_east_after_s": plan.kill_east_after.map(|d| d.as_secs_f64()),
             "setup_s": setup.as_secs_f64(),
             "seed": args.seed,
+            "serve_args": args.serve_arg,
         }),
         offered_per_s: (args.mode == Mode::Open).then_some(args.rate),
         send_window: timing.send_window,

@@ -36,35 +36,50 @@ pub struct Spawned {
 impl Spawned {
     /// Starts `bcl serve` on a free loopback port and waits for its "bcl listening on ADDR" line.
     pub fn start(bcl: &Path) -> Result<Spawned, SpawnError> {
-        Self::start_with(bcl, "127.0.0.1:0", &[])
+        Self::start_with(bcl, &[])
+    }
+
+    /// [`Spawned::start`] with more `bcl serve` arguments (e.g. `--no-shed`).
+    pub fn start_with(bcl: &Path, extra: &[String]) -> Result<Spawned, SpawnError> {
+        Self::start_on(bcl, "127.0.0.1:0", extra)
     }
 
     /// Starts East and West as one replicated pair (docs/replication.md): each knows the other's address
     /// and both hold the same scramble master secret, so a request retried at the other centre is the same
     /// certificate and is charged once.
-    pub fn start_pair(bcl: &Path) -> Result<(Spawned, Spawned), SpawnError> {
+    pub fn start_pair(bcl: &Path, extra: &[String]) -> Result<(Spawned, Spawned), SpawnError> {
         let free = || -> Result<u16, SpawnError> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0").map_err(SpawnError::Start)?.local_addr().map_err(SpawnError::Start)?.port())
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(SpawnError::Start)?
+                .local_addr()
+                .map_err(SpawnError::Start)?
+                .port())
         };
         let (e, w) = (free()?, free()?);
         let secret = tempfile::NamedTempFile::new().map_err(SpawnError::Start)?;
         let mut bytes = [0u8; 32];
-        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(SpawnError::Start)?, &mut bytes).map_err(SpawnError::Start)?;
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").map_err(SpawnError::Start)?, &mut bytes)
+            .map_err(SpawnError::Start)?;
         std::fs::write(secret.path(), bytes).map_err(SpawnError::Start)?;
         let args = |centre: &str, peer: u16| -> Vec<String> {
             let secret = secret.path().display().to_string();
-            ["--centre", centre, "--peer", &format!("127.0.0.1:{peer}"), "--master-secret", &secret].map(String::from).to_vec()
+            let mut a: Vec<String> =
+                ["--centre", centre, "--peer", &format!("127.0.0.1:{peer}"), "--master-secret", &secret]
+                    .map(String::from)
+                    .to_vec();
+            a.extend_from_slice(extra);
+            a
         };
         let (east_args, west_args) = (args("east", w), args("west", e));
         // Started together: each answers the other's status while deciding who sequences.
         let bcl_east = bcl.to_path_buf();
-        let east = std::thread::spawn(move || Self::start_with(&bcl_east, &format!("127.0.0.1:{e}"), &east_args));
-        let west = Self::start_with(bcl, &format!("127.0.0.1:{w}"), &west_args);
+        let east = std::thread::spawn(move || Self::start_on(&bcl_east, &format!("127.0.0.1:{e}"), &east_args));
+        let west = Self::start_on(bcl, &format!("127.0.0.1:{w}"), &west_args);
         let east = east.join().expect("east start thread");
         Ok((east?, west?))
     }
 
-    fn start_with(bcl: &Path, listen: &str, extra: &[String]) -> Result<Spawned, SpawnError> {
+    fn start_on(bcl: &Path, listen: &str, extra: &[String]) -> Result<Spawned, SpawnError> {
         let data = tempfile::tempdir().map_err(SpawnError::Start)?;
         let mut child = Command::new(bcl)
             .args(["serve", "--listen", listen, "--now", NOW, "--data-dir"])
