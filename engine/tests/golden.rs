@@ -10,6 +10,7 @@ use bcl_engine::secrets::MasterSecret;
 use bcl_projections::record::*;
 use bcl_projections::JstDateTime;
 use std::path::{Path, PathBuf};
+use sha2::{Digest, Sha256};
 use std::process::Command;
 
 fn header() -> MunicipalityHeader {
@@ -37,7 +38,38 @@ fn documents() -> Vec<(&'static str, CertificateDocument)> {
         person("花子", d(1962, 3, 3), Sex::Female),
         person("健太", d(1990, 8, 15), Sex::Male),
     ];
+    let resident = |given: &str, kana: &str, birth: Date, sex: Sex, relationship: &str| PersonEntry {
+        family_name: "髙橋".into(),
+        given_name: given.into(),
+        family_name_kana: "たかはし".into(),
+        given_name_kana: kana.into(),
+        birth_date: birth,
+        sex,
+        relationship: Some(relationship.into()),
+        resident_since: d(2010, 10, 1),
+        address_since: d(2010, 10, 1),
+        previous_address: Some("大阪府大阪市北区梅田一丁目1番2号".into()),
+        registered_domicile: None,
+        domicile_head: None,
+        personal_number: None,
+    };
     vec![
+        (
+            "resident_record",
+            CertificateDocument::ResidentRecord(ResidentRecordCertificate {
+                municipality: header(),
+                certificate_id: id("RR"),
+                issued_on: d(2026, 4, 1),
+                address: ADDRESS.into(),
+                household_head_name: Some("髙橋　一郎".into()),
+                whole_household: true,
+                persons: vec![
+                    resident("一郎", "いちろう", d(1960, 1, 10), Sex::Male, "世帯主"),
+                    resident("花子", "はなこ", d(1962, 3, 3), Sex::Female, "妻"),
+                ],
+                copies: 1,
+            }),
+        ),
         (
             "resident_record_items",
             CertificateDocument::ResidentRecordItems(ResidentRecordItemsCertificate {
@@ -174,6 +206,44 @@ fn gray_png(path: &Path) -> (u32, u32, Vec<u8>) {
     (frame.width, frame.height, pixels)
 }
 
+/// One generation of the back page. Certificates are reproduced byte for byte from the renderer version
+/// recorded at issuance, so every generation keeps its goldens: the PDF's SHA-256 (exact), the text and the
+/// back page (within tolerance). The fronts are the same in every generation (`<name>.png`).
+struct Generation {
+    dir: &'static str,
+    /// A frozen generation's goldens are never rewritten, not even by `BCL_BLESS`: certificates were
+    /// issued under it.
+    frozen: bool,
+}
+
+const GENERATIONS: &[Generation] = &[Generation { dir: "back-v1", frozen: true }];
+
+fn render_generation(
+    _generation: &Generation,
+    renderer: &Renderer,
+    secret: &MasterSecret,
+    doc: &CertificateDocument,
+    issued_at: JstDateTime,
+) -> Vec<u8> {
+    render(renderer, secret, doc, issued_at).unwrap().pdf
+}
+
+fn assert_close(name: &str, rendered: &Path, golden: &Path) {
+    let (w, h, got) = gray_png(rendered);
+    let (ew, eh, want) = gray_png(golden);
+    assert_eq!((w, h), (ew, eh), "{name}: page size");
+    let mean = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / got.len() as f64;
+    let far = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 96).count() as f64 / got.len() as f64;
+    assert!(mean < 1.5 && far < 0.003, "{name}: image differs from {} (mean {mean:.3}, far {far:.4})", golden.display());
+}
+
+fn page_png(pdf: &Path, page: u32, prefix: &Path) -> PathBuf {
+    let n = page.to_string();
+    let (p, out) = (pdf.to_str().unwrap(), prefix.to_str().unwrap());
+    tool("pdftoppm", &["-r", "40", "-gray", "-png", "-f", &n, "-l", &n, "-singlefile", p, out]);
+    prefix.with_extension("png")
+}
+
 #[test]
 fn every_type_matches_its_golden_text_and_image() {
     let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -182,28 +252,39 @@ fn every_type_matches_its_golden_text_and_image() {
     let secret = MasterSecret::from_bytes([7; 32]);
     let issued_at = JstDateTime::parse_rfc3339("2026-04-01T10:00:00+09:00").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (name, doc) in documents() {
-        let pdf = render(&renderer, &secret, &doc, issued_at).unwrap().pdf;
-        let path = dir.path().join(format!("{name}.pdf"));
-        std::fs::write(&path, &pdf).unwrap();
-        let p = path.to_str().unwrap();
-        let text = String::from_utf8(tool("pdftotext", &["-layout", p, "-"])).unwrap();
-        let prefix = dir.path().join(name);
-        tool("pdftoppm", &["-r", "40", "-gray", "-png", "-f", "1", "-l", "1", "-singlefile", p, prefix.to_str().unwrap()]);
-        let rendered = prefix.with_extension("png");
-        let (text_file, png_file) = (golden.join(format!("{name}.txt")), golden.join(format!("{name}.png")));
-        if bless {
-            std::fs::write(&text_file, &text).unwrap();
-            std::fs::copy(&rendered, &png_file).unwrap();
-            continue;
+    for generation in GENERATIONS {
+        let gdir = golden.join(generation.dir);
+        let rewrite = bless && !generation.frozen;
+        let sha_file = gdir.join("sha256.txt");
+        let stored = std::fs::read_to_string(&sha_file).unwrap_or_default();
+        let mut digests = String::new();
+        for (name, doc) in documents() {
+            let pdf = render_generation(generation, &renderer, &secret, &doc, issued_at);
+            let digest = hex::encode(Sha256::digest(&pdf));
+            digests.push_str(&format!("{name} {digest}\n"));
+            let path = dir.path().join(format!("{}-{name}.pdf", generation.dir));
+            std::fs::write(&path, &pdf).unwrap();
+            let text = String::from_utf8(tool("pdftotext", &["-layout", path.to_str().unwrap(), "-"])).unwrap();
+            let front = page_png(&path, 1, &dir.path().join(format!("{}-{name}-front", generation.dir)));
+            let back = page_png(&path, 2, &dir.path().join(format!("{}-{name}-back", generation.dir)));
+            let (text_file, front_file, back_file) =
+                (gdir.join(format!("{name}.txt")), golden.join(format!("{name}.png")), gdir.join(format!("{name}.back.png")));
+            if rewrite {
+                std::fs::create_dir_all(&gdir).unwrap();
+                std::fs::write(&text_file, &text).unwrap();
+                std::fs::copy(&front, &front_file).unwrap();
+                std::fs::copy(&back, &back_file).unwrap();
+                continue;
+            }
+            let want = stored.lines().find_map(|l| l.strip_prefix(&format!("{name} ")));
+            assert_eq!(Some(digest.as_str()), want, "{name}: PDF bytes of generation {} changed", generation.dir);
+            let expected = std::fs::read_to_string(&text_file).unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
+            assert_eq!(text, expected, "{name}: text differs from {}", text_file.display());
+            assert_close(name, &front, &front_file);
+            assert_close(name, &back, &back_file);
         }
-        let expected = std::fs::read_to_string(&text_file).unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
-        assert_eq!(text, expected, "{name}: text differs from tests/golden/{name}.txt");
-        let (w, h, got) = gray_png(&rendered);
-        let (ew, eh, want) = gray_png(&png_file);
-        assert_eq!((w, h), (ew, eh), "{name}: page size");
-        let mean = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / got.len() as f64;
-        let far = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 96).count() as f64 / got.len() as f64;
-        assert!(mean < 1.5 && far < 0.003, "{name}: image differs (mean {mean:.3}, far {far:.4})");
+        if rewrite {
+            std::fs::write(&sha_file, digests).unwrap();
+        }
     }
 }
