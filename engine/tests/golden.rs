@@ -9,12 +9,17 @@ use bcl_engine::render::Renderer;
 use bcl_engine::secrets::MasterSecret;
 use bcl_projections::record::*;
 use bcl_projections::JstDateTime;
-use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn header() -> MunicipalityHeader {
-    MunicipalityHeader { code: "131016".into(), name: "東京都千代田区".into(), mayor_title: "千代田区長".into(), mayor_name: "千代田　太郎".into() }
+    MunicipalityHeader {
+        code: "131016".into(),
+        name: "東京都千代田区".into(),
+        mayor_title: "千代田区長".into(),
+        mayor_name: "千代田　太郎".into(),
+    }
 }
 
 fn d(year: i32, month: u32, day: u32) -> Date {
@@ -156,7 +161,10 @@ fn documents() -> Vec<(&'static str, CertificateDocument)> {
                 issued_on: d(2026, 4, 1),
                 domicile: "東京都千代田区千代田1番".into(),
                 head: "髙橋　一郎".into(),
-                persons: register.iter().map(|p| RegisterPerson { address: None, previous_address: None, ..p.clone() }).collect(),
+                persons: register
+                    .iter()
+                    .map(|p| RegisterPerson { address: None, previous_address: None, ..p.clone() })
+                    .collect(),
                 copies: 1,
             }),
         ),
@@ -182,7 +190,11 @@ fn documents() -> Vec<(&'static str, CertificateDocument)> {
                 applicant_name: "髙橋　花子".into(),
                 address: ADDRESS.into(),
                 household_names: vec!["髙橋　一郎".into(), "髙橋　花子".into(), "髙橋　健太".into()],
-                damages: vec![DamageEntry { disaster_name: "令和7年9月豪雨".into(), disaster_date: d(2025, 9, 10), grade: "中規模半壊".into() }],
+                damages: vec![DamageEntry {
+                    disaster_name: "令和7年9月豪雨".into(),
+                    disaster_date: d(2025, 9, 10),
+                    grade: "中規模半壊".into(),
+                }],
                 copies: 1,
             }),
         ),
@@ -234,7 +246,11 @@ fn assert_close(name: &str, rendered: &Path, golden: &Path) {
     assert_eq!((w, h), (ew, eh), "{name}: page size");
     let mean = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / got.len() as f64;
     let far = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 96).count() as f64 / got.len() as f64;
-    assert!(mean < 1.5 && far < 0.003, "{name}: image differs from {} (mean {mean:.3}, far {far:.4})", golden.display());
+    assert!(
+        mean < 1.5 && far < 0.003,
+        "{name}: image differs from {} (mean {mean:.3}, far {far:.4})",
+        golden.display()
+    );
 }
 
 fn page_png(pdf: &Path, page: u32, prefix: &Path) -> PathBuf {
@@ -267,8 +283,11 @@ fn every_type_matches_its_golden_text_and_image() {
             let text = String::from_utf8(tool("pdftotext", &["-layout", path.to_str().unwrap(), "-"])).unwrap();
             let front = page_png(&path, 1, &dir.path().join(format!("{}-{name}-front", generation.dir)));
             let back = page_png(&path, 2, &dir.path().join(format!("{}-{name}-back", generation.dir)));
-            let (text_file, front_file, back_file) =
-                (gdir.join(format!("{name}.txt")), golden.join(format!("{name}.png")), gdir.join(format!("{name}.back.png")));
+            let (text_file, front_file, back_file) = (
+                gdir.join(format!("{name}.txt")),
+                golden.join(format!("{name}.png")),
+                gdir.join(format!("{name}.back.png")),
+            );
             if rewrite {
                 std::fs::create_dir_all(&gdir).unwrap();
                 std::fs::write(&text_file, &text).unwrap();
@@ -278,7 +297,8 @@ fn every_type_matches_its_golden_text_and_image() {
             }
             let want = stored.lines().find_map(|l| l.strip_prefix(&format!("{name} ")));
             assert_eq!(Some(digest.as_str()), want, "{name}: PDF bytes of generation {} changed", generation.dir);
-            let expected = std::fs::read_to_string(&text_file).unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
+            let expected = std::fs::read_to_string(&text_file)
+                .unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
             assert_eq!(text, expected, "{name}: text differs from {}", text_file.display());
             assert_close(name, &front, &front_file);
             assert_close(name, &back, &back_file);
