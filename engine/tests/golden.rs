@@ -4,7 +4,7 @@
 //! between poppler versions, not in where the ink is). `BCL_BLESS=1` rewrites the stored files after a
 //! deliberate layout change; look at the PNGs before committing them.
 
-use bcl_engine::certificate::render;
+use bcl_engine::certificate::{render, render_as, renderer_version};
 use bcl_engine::render::Renderer;
 use bcl_engine::secrets::MasterSecret;
 use bcl_projections::record::*;
@@ -223,21 +223,57 @@ fn gray_png(path: &Path) -> (u32, u32, Vec<u8>) {
 /// back page (within tolerance). The fronts are the same in every generation (`<name>.png`).
 struct Generation {
     dir: &'static str,
+    /// The renderer version a certificate of this type was recorded with in this generation.
+    version: fn(&CertificateDocument) -> &'static str,
     /// A frozen generation's goldens are never rewritten, not even by `BCL_BLESS`: certificates were
     /// issued under it.
     frozen: bool,
 }
 
-const GENERATIONS: &[Generation] = &[Generation { dir: "back-v1", frozen: true }];
+/// Generation 1: the plain back, caption 8 pt from the bottom edge.
+fn v1_version(doc: &CertificateDocument) -> &'static str {
+    match doc {
+        CertificateDocument::ResidentRecord(_) => "bcl-resident-record/2",
+        CertificateDocument::ResidentRecordItems(_) => "bcl-resident-record-items/1",
+        CertificateDocument::Seal(_) => "bcl-seal-registration/1",
+        CertificateDocument::Tax(_) => "bcl-tax/1",
+        CertificateDocument::FamilyRegister(_) => "bcl-family-register/1",
+        CertificateDocument::DisasterDamage(_) => "bcl-disaster-damage/1",
+    }
+}
+
+const GENERATIONS: &[Generation] = &[
+    Generation { dir: "back-v1", version: v1_version, frozen: true },
+    // The latent image and the raised caption; what `render` issues today.
+    Generation { dir: "back-v2", version: renderer_version, frozen: false },
+];
 
 fn render_generation(
-    _generation: &Generation,
+    generation: &Generation,
     renderer: &Renderer,
     secret: &MasterSecret,
     doc: &CertificateDocument,
     issued_at: JstDateTime,
 ) -> Vec<u8> {
-    render(renderer, secret, doc, issued_at).unwrap().pdf
+    render_as(renderer, secret, doc, issued_at, (generation.version)(doc)).unwrap().pdf
+}
+
+#[test]
+fn the_current_generation_is_what_render_issues() {
+    let renderer = Renderer::load_default().expect("fonts (run scripts/setup.sh)");
+    let secret = MasterSecret::from_bytes([7; 32]);
+    let issued_at = JstDateTime::parse_rfc3339("2026-04-01T10:00:00+09:00").unwrap();
+    let current = GENERATIONS.last().unwrap();
+    for (name, doc) in documents() {
+        let issued = render(&renderer, &secret, &doc, issued_at).unwrap().pdf;
+        assert!(issued == render_generation(current, &renderer, &secret, &doc, issued_at), "{name}");
+        // Every version differs from the others, and none reads as another type's.
+        let previous = render_generation(&GENERATIONS[0], &renderer, &secret, &doc, issued_at);
+        assert!(issued != previous, "{name}: the generations render the same bytes");
+        assert!(render_as(&renderer, &secret, &doc, issued_at, "bcl-unknown/1").is_err(), "{name}");
+        let other = if matches!(doc, CertificateDocument::Tax(_)) { "bcl-seal-registration/2" } else { "bcl-tax/2" };
+        assert!(render_as(&renderer, &secret, &doc, issued_at, other).is_err(), "{name}: {other}");
+    }
 }
 
 fn assert_close(name: &str, rendered: &Path, golden: &Path) {
