@@ -21,6 +21,7 @@
 
 #[cfg(test)]
 mod degrade;
+pub mod http;
 mod image_io;
 mod locate;
 mod score;
@@ -31,7 +32,7 @@ mod tests;
 pub use image_io::{decode_scan, RgbImage, MAX_SCAN_BYTES, MAX_SCAN_PIXELS, MAX_SCAN_SIDE};
 pub use locate::{locate_back, BackLocation};
 pub use score::{ssim, BlockScores, MATCH_THRESHOLD, TAMPERED_BLOCK_MISMATCH, WORST_BLOCKS};
-pub use service::MAX_VERIFY_REQUEST_BYTES;
+pub use service::{BackReport, MAX_VERIFY_REQUEST_BYTES};
 
 use crate::scramble::{self, GrayImage, ScrambleKey};
 
