@@ -18,6 +18,11 @@
 //! | municipality name, mayor title | 64 (mayor name 32) |
 //! | identifiers (resident, household, card serial, register, seal registration number) | 64 bytes of `[A-Za-z0-9_.-]` |
 //!
+//! Other bounds: a seal image is at most [`MAX_SEAL_IMAGE_BYTES`] and its PNG header must declare at most
+//! [`MAX_SEAL_SIDE`] pixels a side (read from the header, before anything is decoded: a small file cannot
+//! declare a huge image); tax amounts are 0 to [`MAX_AMOUNT_YEN`]; fiscal years [`MIN_FISCAL_YEAR`] to
+//! [`MAX_FISCAL_YEAR`]. The whole table, with the transport limits, is in `docs/limits.md`.
+//!
 //! Error messages name the field path (proto JSON names) and the rule, never the offending value.
 
 use prost::Message;
@@ -38,6 +43,12 @@ pub const MAX_MUNICIPALITY_NAME_CHARS: usize = 64;
 pub const MAX_ID_BYTES: usize = 64;
 /// Seal images are scanned at print resolution; 512 KiB is generous for a 25 mm square PNG.
 pub const MAX_SEAL_IMAGE_BYTES: usize = 512 * 1024;
+/// Largest side of a seal image, in pixels: a 25 mm impression scanned at 2,000 dpi is under 2,000 px, so
+/// this is no constraint on a real seal, and it bounds the decoder's buffer (2048² × 4 bytes = 16 MiB).
+pub const MAX_SEAL_SIDE: u32 = 2048;
+/// Upper bound of a tax amount or income in yen (a trillion yen minus one): keeps every sum the
+/// certificates print far from overflow and catches garbage.
+pub const MAX_AMOUNT_YEN: i64 = 999_999_999_999;
 pub const MIN_FISCAL_YEAR: u32 = 1989;
 pub const MAX_FISCAL_YEAR: u32 = 2100;
 /// Upper bound of a configured fee per copy; anything above is an input error.
@@ -78,12 +89,18 @@ pub enum Rule {
     PersonalNumberFormat,
     #[error("is not a PNG image")]
     PngSignature,
+    #[error("PNG header (IHDR) is missing or malformed")]
+    PngHeader,
+    #[error("image must be 1 to {max} pixels a side")]
+    ImageDimensions { max: u32 },
     #[error("larger than {max} bytes")]
     TooLarge { max: usize },
     #[error("must not be negative")]
     Negative,
     #[error("must be between {min} and {max}")]
     OutOfRange { min: u32, max: u32 },
+    #[error("must be at most {max}")]
+    TooBig { max: i64 },
 }
 
 /// A field that failed validation. `path` uses the proto JSON names, e.g. `residentRegistered.birthDate`.
@@ -196,8 +213,43 @@ fn known_enum<E: TryFrom<i32>>(path: &'static str, v: i32) -> Result {
     if v != 0 && E::try_from(v).is_ok() { Ok(()) } else { fail(path, Rule::UnknownEnum) }
 }
 
-fn non_negative(path: &'static str, v: i64) -> Result {
-    if v < 0 { fail(path, Rule::Negative) } else { Ok(()) }
+fn amount(path: &'static str, v: i64) -> Result {
+    if v < 0 {
+        fail(path, Rule::Negative)
+    } else if v > MAX_AMOUNT_YEN {
+        fail(path, Rule::TooBig { max: MAX_AMOUNT_YEN })
+    } else {
+        Ok(())
+    }
+}
+
+/// Width and height a PNG declares in its header, which must be the first chunk (IHDR, 13 bytes) right
+/// after the signature. Only the header is read: this is the check that refuses a decompression bomb
+/// before any decoder allocates for it.
+pub fn png_dimensions(png: &[u8]) -> std::result::Result<(u32, u32), Rule> {
+    if !png.starts_with(&PNG_SIGNATURE) {
+        return Err(Rule::PngSignature);
+    }
+    let ihdr = png.get(8..8 + 8 + 13).ok_or(Rule::PngHeader)?;
+    if ihdr[..8] != [0, 0, 0, 13, b'I', b'H', b'D', b'R'] {
+        return Err(Rule::PngHeader);
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Ok((be(&ihdr[8..12]), be(&ihdr[12..16])))
+}
+
+fn seal_image(path: &'static str, png: &[u8]) -> Result {
+    if png.is_empty() {
+        return fail(path, Rule::Required);
+    }
+    if png.len() > MAX_SEAL_IMAGE_BYTES {
+        return fail(path, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
+    }
+    let (width, height) = png_dimensions(png).map_err(|rule| ValidationError { path, rule })?;
+    if !(1..=MAX_SEAL_SIDE).contains(&width) || !(1..=MAX_SEAL_SIDE).contains(&height) {
+        return fail(path, Rule::ImageDimensions { max: MAX_SEAL_SIDE });
+    }
+    Ok(())
 }
 
 /// Structural validity of one change event. Returns the first failing field in declaration order.
@@ -266,15 +318,7 @@ pub fn validate_event(ev: &ChangeEvent) -> Result {
         Body::SealRegistered(s) => {
             id("sealRegistered.residentId", &s.resident_id)?;
             id("sealRegistered.registrationNumber", &s.registration_number)?;
-            if s.seal_image_png.is_empty() {
-                return fail("sealRegistered.sealImagePng", Rule::Required);
-            }
-            if s.seal_image_png.len() > MAX_SEAL_IMAGE_BYTES {
-                return fail("sealRegistered.sealImagePng", Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
-            }
-            if !s.seal_image_png.starts_with(&PNG_SIGNATURE) {
-                return fail("sealRegistered.sealImagePng", Rule::PngSignature);
-            }
+            seal_image("sealRegistered.sealImagePng", &s.seal_image_png)?;
         }
         Body::SealAbolished(s) => id("sealAbolished.residentId", &s.resident_id)?,
         Body::TaxAssessed(t) => {
@@ -282,10 +326,10 @@ pub fn validate_event(ev: &ChangeEvent) -> Result {
             if !(MIN_FISCAL_YEAR..=MAX_FISCAL_YEAR).contains(&t.fiscal_year) {
                 return fail("taxAssessed.fiscalYear", Rule::OutOfRange { min: MIN_FISCAL_YEAR, max: MAX_FISCAL_YEAR });
             }
-            non_negative("taxAssessed.totalIncome", t.total_income)?;
-            non_negative("taxAssessed.taxableIncome", t.taxable_income)?;
-            non_negative("taxAssessed.municipalTax", t.municipal_tax)?;
-            non_negative("taxAssessed.prefecturalTax", t.prefectural_tax)?;
+            amount("taxAssessed.totalIncome", t.total_income)?;
+            amount("taxAssessed.taxableIncome", t.taxable_income)?;
+            amount("taxAssessed.municipalTax", t.municipal_tax)?;
+            amount("taxAssessed.prefecturalTax", t.prefectural_tax)?;
         }
         Body::CardIssued(c) => {
             id("cardIssued.residentId", &c.resident_id)?;
@@ -458,12 +502,31 @@ mod tests {
             })),
             ..registered()
         };
-        let mut png = PNG_SIGNATURE.to_vec();
-        png.extend([0u8; 16]);
-        assert_eq!(validate_event(&seal(png.clone())), Ok(()));
+        // Signature and IHDR only: validation reads the header; decoding is the engine's business.
+        let header = |w: u32, h: u32| {
+            let mut png = PNG_SIGNATURE.to_vec();
+            png.extend([0, 0, 0, 13]);
+            png.extend(b"IHDR");
+            png.extend(w.to_be_bytes());
+            png.extend(h.to_be_bytes());
+            png.extend([8, 0, 0, 0, 0]);
+            png
+        };
+        assert_eq!(validate_event(&seal(header(96, 96))), Ok(()));
+        assert_eq!(validate_event(&seal(header(MAX_SEAL_SIDE, 1))), Ok(()));
         assert_eq!(err(&seal(b"GIF89a....".to_vec())).rule, Rule::PngSignature);
-        png.resize(MAX_SEAL_IMAGE_BYTES + 1, 0);
-        assert_eq!(err(&seal(png)).rule, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
+        assert_eq!(err(&seal(PNG_SIGNATURE.to_vec())).rule, Rule::PngHeader);
+        let mut not_ihdr = header(96, 96);
+        not_ihdr[12..16].copy_from_slice(b"IDAT");
+        assert_eq!(err(&seal(not_ihdr)).rule, Rule::PngHeader);
+        // A decompression bomb declares its size up front: refused from the header alone.
+        let bomb = Rule::ImageDimensions { max: MAX_SEAL_SIDE };
+        assert_eq!(err(&seal(header(100_000, 100_000))).rule, bomb);
+        assert_eq!(err(&seal(header(MAX_SEAL_SIDE + 1, 1))).rule, bomb);
+        assert_eq!(err(&seal(header(0, 96))).rule, bomb);
+        let mut big = header(96, 96);
+        big.resize(MAX_SEAL_IMAGE_BYTES + 1, 0);
+        assert_eq!(err(&seal(big)).rule, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
         assert_eq!(err(&seal(Vec::new())).rule, Rule::Required);
 
         let tax = |fy: u32, municipal: i64| ChangeEvent {
@@ -479,6 +542,10 @@ mod tests {
         assert_eq!(err(&tax(1988, 0)).path, "taxAssessed.fiscalYear");
         assert_eq!(err(&tax(2101, 0)).path, "taxAssessed.fiscalYear");
         assert_eq!(err(&tax(2026, -1)).rule, Rule::Negative);
+        assert_eq!(err(&tax(2026, i64::MIN)).rule, Rule::Negative);
+        assert_eq!(validate_event(&tax(2026, MAX_AMOUNT_YEN)), Ok(()));
+        assert_eq!(err(&tax(2026, MAX_AMOUNT_YEN + 1)).rule, Rule::TooBig { max: MAX_AMOUNT_YEN });
+        assert_eq!(err(&tax(2026, i64::MAX)).path, "taxAssessed.municipalTax");
     }
 
     #[test]
