@@ -113,6 +113,8 @@ impl Engine {
     }
 
     pub fn municipality_status(&self, code: &str) -> Result<bcl_proto::MunicipalityStatus, EngineError> {
+        // Only a well-formed code is echoed back: anything else is the caller's input, not an identifier.
+        crate::admin::check_code(code)?;
         let proj = self.projection.read().expect("projection lock");
         proj.state.status(code).ok_or_else(|| EngineError::NotFound(format!("municipality {code}")))
     }

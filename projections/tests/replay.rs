@@ -12,8 +12,8 @@ use bcl_projections::{event_digest, validate_event, Admission, State};
 use bcl_proto::change_event::Body;
 use bcl_proto::log_leaf::Kind;
 use bcl_proto::*;
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 const CODES: [&str; 2] = ["131016", "011002"];
 
@@ -153,7 +153,9 @@ struct Log {
 impl Log {
     fn append(&mut self, events: &[ChangeEvent]) -> Option<Vec<u64>> {
         let admissions = self.live.admit_batch(events);
-        if let Some(ev) = events.iter().zip(&admissions).find_map(|(ev, a)| matches!(a, Admission::Conflict { .. }).then_some(ev)) {
+        if let Some(ev) =
+            events.iter().zip(&admissions).find_map(|(ev, a)| matches!(a, Admission::Conflict { .. }).then_some(ev))
+        {
             let leaf = LogLeaf {
                 kind: Some(Kind::LinkAnomaly(LinkAnomaly {
                     municipality_code: ev.municipality_code.clone(),
