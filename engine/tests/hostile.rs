@@ -343,9 +343,9 @@ async fn hostile_issue_admin_audit_and_verify_requests_get_clear_errors() {
         ("copies u32::MAX", IssueRequest { copies: u32::MAX, ..good() }, "copies"),
         ("unknown centre", IssueRequest { centre: 99, ..good() }, "centre"),
         ("negative type", IssueRequest { r#type: -1, ..good() }, "type"),
-        ("100 KB kiosk id", IssueRequest { kiosk_id: MARKER.repeat(10_000), ..good() }, "kiosk_id"),
+        ("1 KB kiosk id", IssueRequest { kiosk_id: MARKER.repeat(100), ..good() }, "kiosk_id"),
         ("control character in kiosk id", IssueRequest { kiosk_id: "K\r\nX".into(), ..good() }, "kiosk_id"),
-        ("100 KB card serial", IssueRequest { card_serial: MARKER.repeat(10_000), ..good() }, "card_serial"),
+        ("1 KB card serial", IssueRequest { card_serial: MARKER.repeat(100), ..good() }, "card_serial"),
         (
             "33 subjects",
             IssueRequest { subject_resident_ids: (0..33).map(|i| format!("R{i}")).collect(), ..good() },
