@@ -107,7 +107,17 @@ impl Engine {
 
     /// Appends change events atomically and durably (the data link, `Ingest.Append`).
     pub async fn append(&self, events: Vec<ChangeEvent>) -> Result<AppendOutcome, EngineError> {
-        crate::ingest::validate_batch(&events)?;
+        let has_seal = events.iter().any(|e| matches!(e.body, Some(bcl_proto::change_event::Body::SealRegistered(_))));
+        let events = if has_seal {
+            // Validation decodes seal images (up to a few seconds of CPU for a 64 MiB request of the largest
+            // ones): keep that off the async workers that serve every other caller.
+            tokio::task::spawn_blocking(move || crate::ingest::validate_batch(&events).map(|()| events))
+                .await
+                .map_err(|_| EngineError::Internal("validation task failed".into()))??
+        } else {
+            crate::ingest::validate_batch(&events)?;
+            events
+        };
         let at = self.clock.now().to_rfc3339();
         self.writer.submit(|reply| Command::Append { events, at, reply }).await
     }
