@@ -3,8 +3,8 @@
 //! Sequencing, idempotency and conflicts are decided by the writer against the projection; here we only
 //! make sure that every event of a request is well-formed, so that a bad request writes nothing at all.
 //!
-//! On top of the pure checks of `bcl_projections::validate_event` (which read a seal image's PNG header
-//! only), a seal image is decoded here with the renderer's own bounded decoder: the log is append-only, so
+//! On top of the pure checks of `bcl_projections::validate_event` and `validate_admission` (which read a
+//! seal image's PNG header only), a seal image is decoded here with the renderer's own bounded decoder: the log is append-only, so
 //! a seal that could not be printed would otherwise sit there and fail every 印鑑登録証明書 of that resident.
 //! The header check has already bounded the decoder's memory by then. Limits: `docs/limits.md`.
 
@@ -24,7 +24,9 @@ pub fn validate_batch(events: &[ChangeEvent]) -> Result<(), EngineError> {
         )));
     }
     for (i, ev) in events.iter().enumerate() {
-        bcl_projections::validate_event(ev).map_err(|e| EngineError::Invalid(format!("events[{i}].{e}")))?;
+        bcl_projections::validate_event(ev)
+            .and_then(|()| bcl_projections::validate_admission(ev))
+            .map_err(|e| EngineError::Invalid(format!("events[{i}].{e}")))?;
         if let Some(Body::SealRegistered(seal)) = &ev.body {
             // The reason is a fixed phrase of the decoder ("not a readable PNG"...), never image content.
             crate::render::bitmap::decode_png(&seal.seal_image_png, "sealImagePng").map_err(|e| match e {

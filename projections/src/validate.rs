@@ -18,10 +18,11 @@
 //! | municipality name, mayor title | 64 (mayor name 32) |
 //! | identifiers (resident, household, card serial, register, seal registration number) | 64 bytes of `[A-Za-z0-9_.-]` |
 //!
-//! Other bounds: a seal image is at most [`MAX_SEAL_IMAGE_BYTES`] and its PNG header must declare at most
-//! [`MAX_SEAL_SIDE`] pixels a side (read from the header, before anything is decoded: a small file cannot
-//! declare a huge image); tax amounts are 0 to [`MAX_AMOUNT_YEN`]; fiscal years [`MIN_FISCAL_YEAR`] to
-//! [`MAX_FISCAL_YEAR`]. The whole table, with the transport limits, is in `docs/limits.md`.
+//! Other bounds: a seal image is at most [`MAX_SEAL_IMAGE_BYTES`]; fiscal years [`MIN_FISCAL_YEAR`] to
+//! [`MAX_FISCAL_YEAR`]. Events entering the log also pass [`validate_admission`]: a seal's PNG header must
+//! declare at most [`MAX_SEAL_SIDE`] pixels a side (read before anything is decoded: a small file cannot
+//! declare a huge image) and tax amounts are at most [`MAX_AMOUNT_YEN`]. The whole table, with the
+//! transport limits, is in `docs/limits.md`.
 //!
 //! Error messages name the field path (proto JSON names) and the rule, never the offending value.
 
@@ -213,14 +214,12 @@ fn known_enum<E: TryFrom<i32>>(path: &'static str, v: i32) -> Result {
     if v != 0 && E::try_from(v).is_ok() { Ok(()) } else { fail(path, Rule::UnknownEnum) }
 }
 
-fn amount(path: &'static str, v: i64) -> Result {
-    if v < 0 {
-        fail(path, Rule::Negative)
-    } else if v > MAX_AMOUNT_YEN {
-        fail(path, Rule::TooBig { max: MAX_AMOUNT_YEN })
-    } else {
-        Ok(())
-    }
+fn non_negative(path: &'static str, v: i64) -> Result {
+    if v < 0 { fail(path, Rule::Negative) } else { Ok(()) }
+}
+
+fn at_most(path: &'static str, v: i64, max: i64) -> Result {
+    if v > max { fail(path, Rule::TooBig { max }) } else { Ok(()) }
 }
 
 /// Width and height a PNG declares in its header, which must be the first chunk (IHDR, 13 bytes) right
@@ -238,13 +237,7 @@ pub fn png_dimensions(png: &[u8]) -> std::result::Result<(u32, u32), Rule> {
     Ok((be(&ihdr[8..12]), be(&ihdr[12..16])))
 }
 
-fn seal_image(path: &'static str, png: &[u8]) -> Result {
-    if png.is_empty() {
-        return fail(path, Rule::Required);
-    }
-    if png.len() > MAX_SEAL_IMAGE_BYTES {
-        return fail(path, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
-    }
+fn seal_image_header(path: &'static str, png: &[u8]) -> Result {
     let (width, height) = png_dimensions(png).map_err(|rule| ValidationError { path, rule })?;
     if !(1..=MAX_SEAL_SIDE).contains(&width) || !(1..=MAX_SEAL_SIDE).contains(&height) {
         return fail(path, Rule::ImageDimensions { max: MAX_SEAL_SIDE });
@@ -318,7 +311,15 @@ pub fn validate_event(ev: &ChangeEvent) -> Result {
         Body::SealRegistered(s) => {
             id("sealRegistered.residentId", &s.resident_id)?;
             id("sealRegistered.registrationNumber", &s.registration_number)?;
-            seal_image("sealRegistered.sealImagePng", &s.seal_image_png)?;
+            if s.seal_image_png.is_empty() {
+                return fail("sealRegistered.sealImagePng", Rule::Required);
+            }
+            if s.seal_image_png.len() > MAX_SEAL_IMAGE_BYTES {
+                return fail("sealRegistered.sealImagePng", Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
+            }
+            if !s.seal_image_png.starts_with(&PNG_SIGNATURE) {
+                return fail("sealRegistered.sealImagePng", Rule::PngSignature);
+            }
         }
         Body::SealAbolished(s) => id("sealAbolished.residentId", &s.resident_id)?,
         Body::TaxAssessed(t) => {
@@ -326,10 +327,10 @@ pub fn validate_event(ev: &ChangeEvent) -> Result {
             if !(MIN_FISCAL_YEAR..=MAX_FISCAL_YEAR).contains(&t.fiscal_year) {
                 return fail("taxAssessed.fiscalYear", Rule::OutOfRange { min: MIN_FISCAL_YEAR, max: MAX_FISCAL_YEAR });
             }
-            amount("taxAssessed.totalIncome", t.total_income)?;
-            amount("taxAssessed.taxableIncome", t.taxable_income)?;
-            amount("taxAssessed.municipalTax", t.municipal_tax)?;
-            amount("taxAssessed.prefecturalTax", t.prefectural_tax)?;
+            non_negative("taxAssessed.totalIncome", t.total_income)?;
+            non_negative("taxAssessed.taxableIncome", t.taxable_income)?;
+            non_negative("taxAssessed.municipalTax", t.municipal_tax)?;
+            non_negative("taxAssessed.prefecturalTax", t.prefectural_tax)?;
         }
         Body::CardIssued(c) => {
             id("cardIssued.residentId", &c.resident_id)?;
@@ -350,6 +351,27 @@ pub fn validate_event(ev: &ChangeEvent) -> Result {
         }
     }
     Ok(())
+}
+
+/// Limits on an event entering the log, on top of [`validate_event`] (which it assumes has passed).
+///
+/// They are kept apart because the fold re-checks every event with [`validate_event`] when it replays a
+/// log: making that stricter would change how logs written by earlier versions fold (an event accepted
+/// then would suspend its municipality now), and a replay must give the same projection for ever. Limits
+/// that only protect the engine from what it is sent belong here: a seal image's declared dimensions
+/// (read from the PNG header, so a decompression bomb is refused before any decoder sees it) and the
+/// magnitude of tax amounts.
+pub fn validate_admission(ev: &ChangeEvent) -> Result {
+    match &ev.body {
+        Some(Body::SealRegistered(s)) => seal_image_header("sealRegistered.sealImagePng", &s.seal_image_png),
+        Some(Body::TaxAssessed(t)) => {
+            at_most("taxAssessed.totalIncome", t.total_income, MAX_AMOUNT_YEN)?;
+            at_most("taxAssessed.taxableIncome", t.taxable_income, MAX_AMOUNT_YEN)?;
+            at_most("taxAssessed.municipalTax", t.municipal_tax, MAX_AMOUNT_YEN)?;
+            at_most("taxAssessed.prefecturalTax", t.prefectural_tax, MAX_AMOUNT_YEN)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Validity of a settings update (証明発行設定変更) before the engine appends it. Unset fields are fine: they
@@ -425,6 +447,11 @@ mod tests {
 
     fn err(ev: &ChangeEvent) -> ValidationError {
         validate_event(ev).expect_err("expected a validation error")
+    }
+
+    /// The first error of ingest's checks: the fold's rules, then the admission limits.
+    fn admission_err(ev: &ChangeEvent) -> ValidationError {
+        validate_event(ev).and_then(|()| validate_admission(ev)).expect_err("expected a validation error")
     }
 
     #[test]
@@ -512,18 +539,22 @@ mod tests {
             png.extend([8, 0, 0, 0, 0]);
             png
         };
-        assert_eq!(validate_event(&seal(header(96, 96))), Ok(()));
-        assert_eq!(validate_event(&seal(header(MAX_SEAL_SIDE, 1))), Ok(()));
-        assert_eq!(err(&seal(b"GIF89a....".to_vec())).rule, Rule::PngSignature);
-        assert_eq!(err(&seal(PNG_SIGNATURE.to_vec())).rule, Rule::PngHeader);
+        let admitted = |ev: &ChangeEvent| validate_event(ev).and_then(|()| validate_admission(ev));
+        assert_eq!(admitted(&seal(header(96, 96))), Ok(()));
+        assert_eq!(admitted(&seal(header(MAX_SEAL_SIDE, 1))), Ok(()));
+        assert_eq!(admission_err(&seal(b"GIF89a....".to_vec())).rule, Rule::PngSignature);
+        assert_eq!(admission_err(&seal(PNG_SIGNATURE.to_vec())).rule, Rule::PngHeader);
         let mut not_ihdr = header(96, 96);
         not_ihdr[12..16].copy_from_slice(b"IDAT");
-        assert_eq!(err(&seal(not_ihdr)).rule, Rule::PngHeader);
+        assert_eq!(admission_err(&seal(not_ihdr)).rule, Rule::PngHeader);
         // A decompression bomb declares its size up front: refused from the header alone.
         let bomb = Rule::ImageDimensions { max: MAX_SEAL_SIDE };
-        assert_eq!(err(&seal(header(100_000, 100_000))).rule, bomb);
-        assert_eq!(err(&seal(header(MAX_SEAL_SIDE + 1, 1))).rule, bomb);
-        assert_eq!(err(&seal(header(0, 96))).rule, bomb);
+        assert_eq!(admission_err(&seal(header(100_000, 100_000))).rule, bomb);
+        assert_eq!(admission_err(&seal(header(MAX_SEAL_SIDE + 1, 1))).rule, bomb);
+        assert_eq!(admission_err(&seal(header(0, 96))).rule, bomb);
+        // The fold's own rules are unchanged: a signature is all it asks of a seal already in a log.
+        assert_eq!(validate_event(&seal(header(100_000, 100_000))), Ok(()));
+        assert_eq!(validate_event(&seal(PNG_SIGNATURE.to_vec())), Ok(()));
         let mut big = header(96, 96);
         big.resize(MAX_SEAL_IMAGE_BYTES + 1, 0);
         assert_eq!(err(&seal(big)).rule, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
@@ -543,9 +574,10 @@ mod tests {
         assert_eq!(err(&tax(2101, 0)).path, "taxAssessed.fiscalYear");
         assert_eq!(err(&tax(2026, -1)).rule, Rule::Negative);
         assert_eq!(err(&tax(2026, i64::MIN)).rule, Rule::Negative);
-        assert_eq!(validate_event(&tax(2026, MAX_AMOUNT_YEN)), Ok(()));
-        assert_eq!(err(&tax(2026, MAX_AMOUNT_YEN + 1)).rule, Rule::TooBig { max: MAX_AMOUNT_YEN });
-        assert_eq!(err(&tax(2026, i64::MAX)).path, "taxAssessed.municipalTax");
+        assert_eq!(validate_admission(&tax(2026, MAX_AMOUNT_YEN)), Ok(()));
+        assert_eq!(admission_err(&tax(2026, MAX_AMOUNT_YEN + 1)).rule, Rule::TooBig { max: MAX_AMOUNT_YEN });
+        assert_eq!(admission_err(&tax(2026, i64::MAX)).path, "taxAssessed.municipalTax");
+        assert_eq!(validate_event(&tax(2026, i64::MAX)), Ok(()), "the fold's rules are unchanged");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! writer does (admission of the whole batch, an anomaly leaf and nothing else on a conflict, otherwise
 //! the new events folded on the hot path and stored as leaves).
 
-use bcl_projections::{event_digest, validate_event, Admission, State};
+use bcl_projections::{event_digest, validate_admission, validate_event, Admission, State};
 use bcl_proto::change_event::Body;
 use bcl_proto::log_leaf::Kind;
 use bcl_proto::*;
@@ -208,6 +208,7 @@ proptest! {
         for batch in &batches {
             for ev in batch {
                 prop_assert_eq!(validate_event(ev), Ok(()));
+                prop_assert_eq!(validate_admission(ev), Ok(()));
             }
             log.append(batch);
         }
