@@ -3,7 +3,9 @@
 use super::CliResult;
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineConfig};
+use crate::replication::{CentreName, ReplicationConfig};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,6 +21,23 @@ pub struct Args {
     /// Fixed clock (RFC 3339), e.g. 2026-04-01T10:00:00+09:00; default: the system clock.
     #[arg(long)]
     pub now: Option<String>,
+    /// The other centre's address (e.g. 127.0.0.1:50052): run as one of two replicated centres
+    /// (docs/replication.md). Without it the engine runs alone.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// The scramble master secret (32 bytes) to use; East and West must share one. Copied into a new data
+    /// directory; refused if the directory already holds another.
+    #[arg(long)]
+    pub master_secret: Option<PathBuf>,
+    /// Which centre sequences a brand-new pair's log.
+    #[arg(long, value_enum, default_value = "east")]
+    pub first_primary: Centre,
+    /// A follower that hears nothing from the primary for this long refuses issuance (STALE_REPLICA).
+    #[arg(long, default_value_t = 1000)]
+    pub stale_after_ms: u64,
+    /// A primary whose follower does not acknowledge for this long continues alone (degraded operation).
+    #[arg(long, default_value_t = 300)]
+    pub solo_after_ms: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -27,21 +46,52 @@ pub enum Centre {
     West,
 }
 
+fn name(centre: Centre) -> &'static str {
+    match centre {
+        Centre::East => "east",
+        Centre::West => "west",
+    }
+}
+
 pub fn run(args: Args) -> CliResult {
     let clock = match &args.now {
         Some(t) => Clock::fixed(t)?,
         None => Clock::System,
     };
-    let engine = Engine::open(EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None })?;
+    if let Some(file) = &args.master_secret {
+        std::fs::create_dir_all(&args.data_dir)?;
+        crate::secrets::MasterSecret::provision(&args.data_dir, file)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        // Bind first: the other centre may already be looking for this one while it decides its role.
+        let mut listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let addr = listener.local_addr()?;
-        let centre = match args.centre {
-            Centre::East => "east",
-            Centre::West => "west",
+        let centre = name(args.centre);
+        let config = EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None };
+        let engine = match &args.peer {
+            None => Engine::open(config)?,
+            Some(peer) => {
+                let mut replication = ReplicationConfig::new(
+                    CentreName::parse(centre).expect("a centre name"),
+                    if peer.contains("://") { peer.clone() } else { format!("http://{peer}") },
+                );
+                replication.first_primary = CentreName::parse(name(args.first_primary)).expect("a centre name");
+                replication.stale_after = Duration::from_millis(args.stale_after_ms);
+                replication.solo_after = Duration::from_millis(args.solo_after_ms);
+                if replication.solo_after >= replication.stale_after {
+                    return Err("--solo-after-ms must be shorter than --stale-after-ms (a follower may take over only \
+                                while the primary cannot have continued alone)"
+                        .into());
+                }
+                let std_listener = listener.into_std()?;
+                let engine = Engine::open_replicated(config, replication, Some(&std_listener)).await?;
+                listener = tokio::net::TcpListener::from_std(std_listener)?;
+                engine
+            }
         };
         tracing::info!(%addr, centre, log_len = engine.log_len(), "serving");
+        crate::replication::spawn(engine.clone());
         // Tests and scripts read this line to find the port.
         println!("bcl listening on {addr}");
         crate::server::serve(engine, listener, shutdown_signal()).await
