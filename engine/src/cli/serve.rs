@@ -21,6 +21,18 @@ pub struct Args {
     /// Fixed clock (RFC 3339), e.g. 2026-04-01T10:00:00+09:00; default: the system clock.
     #[arg(long)]
     pub now: Option<String>,
+    /// Issue load shedding: issuances running at once (default: cores + 1).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Issue load shedding: requests waiting for a slot before new ones are shed (default: 4 × in flight).
+    #[arg(long)]
+    pub max_queue: Option<usize>,
+    /// Issue load shedding: longest wait for a slot, ms, before the request is shed with UNAVAILABLE.
+    #[arg(long)]
+    pub max_queue_wait_ms: Option<u64>,
+    /// No load shedding: every Issue is admitted at once, however many wait (for comparison runs).
+    #[arg(long, conflicts_with_all = ["max_in_flight", "max_queue", "max_queue_wait_ms"])]
+    pub no_shed: bool,
     /// The other centre's address (e.g. 127.0.0.1:50052): run as one of two replicated centres
     /// (docs/replication.md). Without it the engine runs alone.
     #[arg(long)]
@@ -94,8 +106,22 @@ pub fn run(args: Args) -> CliResult {
         crate::replication::spawn(engine.clone());
         // Tests and scripts read this line to find the port.
         println!("bcl listening on {addr}");
-        crate::server::serve(engine, listener, shutdown_signal()).await
+        crate::server::serve_with_shedding(engine, listener, shutdown_signal(), shedding(&args)).await
     })
+}
+
+fn shedding(args: &Args) -> Option<crate::shed::Config> {
+    if args.no_shed {
+        return None;
+    }
+    let mut c = crate::shed::Config::default();
+    if let Some(n) = args.max_in_flight {
+        c.max_in_flight = n.max(1);
+        c.max_queue = 4 * c.max_in_flight;
+    }
+    c.max_queue = args.max_queue.unwrap_or(c.max_queue);
+    c.max_queue_wait = args.max_queue_wait_ms.map_or(c.max_queue_wait, std::time::Duration::from_millis);
+    Some(c)
 }
 
 async fn shutdown_signal() {

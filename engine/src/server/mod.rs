@@ -18,13 +18,23 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// refused by the framing before it is decoded.
 const MAX_ISSUE_REQUEST_BYTES: usize = 64 * 1024;
 
-/// Serves until `shutdown` resolves. `on_bound` receives the actual address (useful with port 0).
+/// Serves until `shutdown` resolves, with the default load shedding for Issue.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let services = Services { engine };
+    serve_with_shedding(engine, listener, shutdown, Some(crate::shed::Config::default())).await
+}
+
+/// [`serve`] with the given admission limits for Issue; `None` admits everything (comparison runs).
+pub async fn serve_with_shedding(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    shedding: Option<crate::shed::Config>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let services = Services { engine, admission: shedding.map(|c| Arc::new(crate::shed::Admission::new(c))) };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<Services>>().await;
     health.set_serving::<IssuanceServer<Services>>().await;

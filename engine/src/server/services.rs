@@ -20,6 +20,8 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + 
 #[derive(Clone)]
 pub struct Services {
     pub engine: Arc<Engine>,
+    /// Load shedding for Issue (`shed.rs`); `None` admits everything.
+    pub admission: Option<Arc<crate::shed::Admission>>,
 }
 
 #[tonic::async_trait]
@@ -41,7 +43,9 @@ impl Ingest for Services {
 #[tonic::async_trait]
 impl Issuance for Services {
     async fn issue(&self, request: Request<IssueRequest>) -> Result<IssueResponse> {
-        self.engine.issue(request.into_inner()).await.map(Response::new).map_err(to_status)
+        let (engine, req) = (self.engine.clone(), request.into_inner());
+        let work = async move { engine.issue(req).await };
+        crate::shed::run(self.admission.as_deref(), work).await.map(Response::new).map_err(to_status)
     }
 }
 
