@@ -5,6 +5,7 @@ pub mod date;
 pub mod eligibility;
 pub mod fold;
 pub mod link;
+pub mod personal;
 pub mod record;
 pub mod settings;
 pub mod state;
