@@ -57,6 +57,12 @@ impl Acknowledged {
             let leaf = LogLeaf::decode(leaves[*position as usize].as_slice()).expect("leaf decodes");
             match leaf.kind {
                 Some(bcl_proto::log_leaf::Kind::ChangeEvent(stored)) => assert_eq!(&stored, event, "leaf {position}"),
+                // Personal fields are sealed in the log: the rest of the event is stored as sent.
+                Some(bcl_proto::log_leaf::Kind::SealedChangeEvent(sealed)) => {
+                    let stored = ChangeEvent::decode(sealed.event.as_slice()).expect("sealed leaf's event decodes");
+                    let key = |e: &ChangeEvent| (e.municipality_code.clone(), e.source_seq, e.event_id.clone());
+                    assert_eq!(key(&stored), key(event), "leaf {position}");
+                }
                 other => panic!("leaf {position} is not the acknowledged event: {other:?}"),
             }
         }
