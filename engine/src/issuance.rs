@@ -47,11 +47,19 @@ fn validate(req: &IssueRequest) -> Result<(), EngineError> {
     if req.request_id.is_empty() || req.request_id.len() > 128 {
         return Err(invalid("request_id: required, at most 128 bytes"));
     }
-    if req.kiosk_id.len() > 64 {
-        return Err(invalid("kiosk_id: at most 64 bytes"));
+    if req.kiosk_id.len() > 64 || req.kiosk_id.chars().any(char::is_control) {
+        return Err(invalid("kiosk_id: at most 64 bytes, no control characters"));
     }
     if req.subject_resident_ids.len() > 32 {
         return Err(invalid("subject_resident_ids: at most 32 residents"));
+    }
+    // Refusals are logged with their request: unbounded identifiers would let a caller write anything it
+    // likes into the log.
+    if !req.card_serial.is_empty() && !bcl_projections::validate::is_valid_id(&req.card_serial) {
+        return Err(invalid("card_serial: at most 64 bytes of A-Z a-z 0-9 _ - ."));
+    }
+    if !req.subject_resident_ids.iter().all(|id| bcl_projections::validate::is_valid_id(id)) {
+        return Err(invalid("subject_resident_ids: each at most 64 bytes of A-Z a-z 0-9 _ - ."));
     }
     match bcl_proto::Centre::try_from(req.centre) {
         Ok(bcl_proto::Centre::East | bcl_proto::Centre::West) => {}
