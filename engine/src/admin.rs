@@ -9,7 +9,7 @@ use bcl_proto::{admin_action::Action, AdminAction, MunicipalitySettings, Municip
 
 const MAX_TEXT: usize = 64;
 
-fn check_code(code: &str) -> Result<(), EngineError> {
+pub(crate) fn check_code(code: &str) -> Result<(), EngineError> {
     if bcl_projections::validate::check_municipality_code(code).is_ok() {
         Ok(())
     } else {

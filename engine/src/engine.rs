@@ -255,7 +255,17 @@ impl Engine {
 
     /// Appends change events atomically and durably (the data link, `Ingest.Append`).
     pub async fn append(&self, events: Vec<ChangeEvent>) -> Result<AppendOutcome, EngineError> {
-        crate::ingest::validate_batch(&events)?;
+        let has_seal = events.iter().any(|e| matches!(e.body, Some(bcl_proto::change_event::Body::SealRegistered(_))));
+        let events = if has_seal {
+            // Validation decodes seal images (up to a few seconds of CPU for a 64 MiB request of the largest
+            // ones): keep that off the async workers that serve every other caller.
+            tokio::task::spawn_blocking(move || crate::ingest::validate_batch(&events).map(|()| events))
+                .await
+                .map_err(|_| EngineError::Internal("validation task failed".into()))??
+        } else {
+            crate::ingest::validate_batch(&events)?;
+            events
+        };
         if let Some(r) = self.follower() {
             return r.forward_append(events).await;
         }
@@ -295,6 +305,8 @@ impl Engine {
     }
 
     pub fn municipality_status(&self, code: &str) -> Result<bcl_proto::MunicipalityStatus, EngineError> {
+        // Only a well-formed code is echoed back: anything else is the caller's input, not an identifier.
+        crate::admin::check_code(code)?;
         let proj = self.projection.read().expect("projection lock");
         proj.state.status(code).ok_or_else(|| EngineError::NotFound(format!("municipality {code}")))
     }

@@ -5,7 +5,7 @@
 //! (same id, same bytes, `replayed = true`) and is charged once, because only one issuance leaf per request
 //! id can ever enter the log (the writer decides it). The same id with other parameters is refused.
 
-use crate::certificate::{render, renderer_version, Rendered};
+use crate::certificate::{render, render_as, renderer_version, Rendered};
 use bcl_projections::record::CertificateDocument;
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -47,11 +47,19 @@ fn validate(req: &IssueRequest) -> Result<(), EngineError> {
     if req.request_id.is_empty() || req.request_id.len() > 128 {
         return Err(invalid("request_id: required, at most 128 bytes"));
     }
-    if req.kiosk_id.len() > 64 {
-        return Err(invalid("kiosk_id: at most 64 bytes"));
+    if req.kiosk_id.len() > 64 || req.kiosk_id.chars().any(char::is_control) {
+        return Err(invalid("kiosk_id: at most 64 bytes, no control characters"));
     }
     if req.subject_resident_ids.len() > 32 {
         return Err(invalid("subject_resident_ids: at most 32 residents"));
+    }
+    // Refusals are logged with their request: unbounded identifiers would let a caller write anything it
+    // likes into the log.
+    if !req.card_serial.is_empty() && !bcl_projections::validate::is_valid_id(&req.card_serial) {
+        return Err(invalid("card_serial: at most 64 bytes of A-Z a-z 0-9 _ - ."));
+    }
+    if !req.subject_resident_ids.iter().all(|id| bcl_projections::validate::is_valid_id(id)) {
+        return Err(invalid("subject_resident_ids: each at most 64 bytes of A-Z a-z 0-9 _ - ."));
     }
     match bcl_proto::Centre::try_from(req.centre) {
         Ok(bcl_proto::Centre::East | bcl_proto::Centre::West) => {}
@@ -396,7 +404,8 @@ fn render_and_compare(
     now: JstDateTime,
     record: &IssuanceRecord,
 ) -> Result<Vec<u8>, EngineError> {
-    let Rendered { pdf, .. } = render(renderer, secret, &prepared.record, now)?;
+    // The version recorded at issuance decides what the certificate looked like.
+    let Rendered { pdf, .. } = render_as(renderer, secret, &prepared.record, now, &record.renderer_version)?;
     if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
         return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
     }

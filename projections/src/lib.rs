@@ -31,4 +31,4 @@ pub use state::{
     Admission, Card, ConflictKind, DamageRecord, FamilyRegister, Household, IssuedRef, Municipality, Resident,
     ResidentStatus, Seal, State, TaxAssessment,
 };
-pub use validate::{event_digest, validate_event, validate_settings, Rule, ValidationError};
+pub use validate::{event_digest, validate_admission, validate_event, validate_settings, Rule, ValidationError};

@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 /// Largest gRPC message accepted (an Append of 10,000 events with seal images fits).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest Issue request: its fields are bounded far below this (`docs/limits.md`), so anything bigger is
+/// refused by the framing before it is decoded.
+const MAX_ISSUE_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Serves until `shutdown` resolves, with the default load shedding for Issue.
 pub async fn serve(
@@ -59,7 +62,7 @@ pub async fn serve_with_shedding(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(IssuanceServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(IssuanceServer::new(services.clone()).max_decoding_message_size(MAX_ISSUE_REQUEST_BYTES))
         .add_service(AuditServer::new(services.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(AdminServer::new(services.clone()))
         .add_service(VerifyServer::new(services).max_decoding_message_size(crate::verify::MAX_VERIFY_REQUEST_BYTES))
