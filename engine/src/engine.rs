@@ -196,6 +196,9 @@ impl Engine {
             }
         };
         let writer = Writer::start(store.clone(), projection.clone(), audit.clone(), durable_tx, replicated);
+        if let Some(r) = &replication {
+            r.observe_durable(durable_len.clone());
+        }
         Ok(Arc::new(Engine {
             store,
             projection,

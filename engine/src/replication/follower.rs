@@ -241,7 +241,11 @@ async fn follow_once(engine: &Arc<Engine>, r: &Arc<Replication>) -> Ended {
         };
         match msg.kind {
             Some(primary_message::Kind::Entries(entries)) => {
-                r.link.lock().expect("link lock").last_contact = Some(Instant::now());
+                {
+                    let mut link = r.link.lock().expect("link lock");
+                    link.last_contact = Some(Instant::now());
+                    link.primary_size = link.primary_size.max(entries.primary_size);
+                }
                 if !entries.checkpoint_note.is_empty() {
                     let mut v = verification.lock().expect("verification lock");
                     // A heartbeat's pending checkpoint (with its consistency proof) is kept until verified.

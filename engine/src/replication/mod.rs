@@ -117,6 +117,7 @@ pub struct Replication {
     pub(crate) peer: peer::Peer,
     /// The epoch this centre knows (its newest Leadership leaf, or the primary's heartbeat).
     epoch: std::sync::atomic::AtomicU64,
+    durable: std::sync::OnceLock<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Replication {
@@ -136,6 +137,7 @@ impl Replication {
             link: Mutex::new(Link::default()),
             peer,
             epoch: std::sync::atomic::AtomicU64::new(epoch),
+            durable: std::sync::OnceLock::new(),
         })
     }
 
@@ -171,14 +173,36 @@ impl Replication {
             Role::Follower => {
                 let link = self.link.lock().expect("link lock");
                 match link.last_contact {
-                    Some(t) if t.elapsed() <= self.config.stale_after => Ok(()),
-                    _ => Err(EngineError::refused(
+                    Some(t) if t.elapsed() > self.config.stale_after => Err(EngineError::refused(
                         RefusalReason::StaleReplica,
                         "this centre lost contact with the centre that sequences the log; use the other centre",
                     )),
+                    None => Err(EngineError::refused(
+                        RefusalReason::StaleReplica,
+                        "this centre has not yet reached the centre that sequences the log; use the other centre",
+                    )),
+                    // In SYNC mode the primary acknowledged nothing this centre does not hold; in SOLO mode
+                    // (after this centre was away) it is current only once it has caught up.
+                    Some(_) if !link.primary_sync && self.durable_size() < link.primary_size => {
+                        Err(EngineError::refused(
+                            RefusalReason::StaleReplica,
+                            "this centre is catching up with the centre that sequences the log; use the other centre",
+                        ))
+                    }
+                    Some(_) => Ok(()),
                 }
             }
         }
+    }
+
+    /// This centre's durable log size (set by the engine once it exists).
+    fn durable_size(&self) -> u64 {
+        self.durable.get().map_or(0, |rx| *rx.borrow())
+    }
+
+    /// Gives the replication state a view of this centre's durable log size.
+    pub(crate) fn observe_durable(&self, rx: tokio::sync::watch::Receiver<u64>) {
+        let _ = self.durable.set(rx);
     }
 
     /// A short, personal-data-free description for health and status output.
@@ -188,7 +212,7 @@ impl Replication {
             Role::Primary { epoch, mode: GateMode::Solo } => format!("primary (epoch {epoch}, degraded: alone)"),
             Role::Follower => match self.issuing_state() {
                 Ok(()) => "follower (current)".into(),
-                Err(_) => "follower (stale: no contact with the primary)".into(),
+                Err(e) => format!("follower (not issuing: {e})"),
             },
             Role::Stopped { reason } => format!("stopped: {reason}"),
         }

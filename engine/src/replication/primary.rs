@@ -30,6 +30,11 @@ pub(super) async fn stream_to_follower(
     let mut durable = engine.subscribe_durable();
     let mut heartbeat = tokio::time::interval(r.config.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A heartbeat first: the follower learns at once how far behind it is and in which mode this primary
+    // acknowledges, before it may issue anything.
+    if tx.send(Ok(heartbeat_message(&engine, &r, 0))).await.is_err() {
+        return;
+    }
     loop {
         if !r.is_sequencing() {
             return;
@@ -60,7 +65,7 @@ pub(super) async fn stream_to_follower(
             // The keys of the page's sealed events travel with it: a follower without them would fold those
             // events as forgotten.
             let keys = engine.key_store().entries_for_leaves(&leaves).into_iter().map(|e| e.into()).collect();
-            let entries = Entries { first_position, leaves, checkpoint_note, keys };
+            let entries = Entries { first_position, leaves, checkpoint_note, keys, primary_size: len };
             let msg = PrimaryMessage { kind: Some(primary_message::Kind::Entries(entries)) };
             if tx.send(Ok(msg)).await.is_err() {
                 return;
