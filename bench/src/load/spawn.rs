@@ -38,7 +38,9 @@ impl Spawned {
     pub fn start(bcl: &Path) -> Result<Spawned, SpawnError> {
         let data = tempfile::tempdir().map_err(SpawnError::Start)?;
         let mut child = Command::new(bcl)
-            .args(["serve", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir"])
+            // Plaintext (`--insecure-dev`): the harness measures the engine, and its spawned engines only
+            // listen on loopback for the duration of a run. A `--target` engine must run with it too.
+            .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir"])
             .arg(data.path())
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())

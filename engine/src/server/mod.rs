@@ -1,41 +1,120 @@
-//! The gRPC server: bcl.v1 services, `grpc.health.v1.Health` per service, and server reflection.
+//! The gRPC server: bcl.v1 services, `grpc.health.v1.Health` per service, and server reflection, behind
+//! mutual TLS, the role check, per-caller rate limits and a deadline on every call (`guard.rs`).
 
+pub mod auth;
+pub mod guard;
+pub mod health;
+pub mod ratelimit;
 mod read_log;
 mod services;
 pub mod status;
+pub mod telemetry;
+pub mod tls;
 
 use crate::engine::Engine;
-use bcl_proto::{admin_server::AdminServer, audit_server::AuditServer, ingest_server::IngestServer, issuance_server::IssuanceServer};
 use bcl_proto::verify_server::VerifyServer;
+use bcl_proto::{
+    admin_server::AdminServer, audit_server::AuditServer, ingest_server::IngestServer, issuance_server::IssuanceServer,
+};
 pub use services::Services;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest gRPC message accepted (an Append of 10,000 events with seal images fits).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// Serves until `shutdown` resolves. `on_bound` receives the actual address (useful with port 0).
+/// How `bcl serve` protects its listener.
+pub struct ServeOptions {
+    /// The TLS directory (`ca.pem`, `server.pem`, `server.key`); `None` = plaintext (`--insecure-dev`), where
+    /// every caller may call everything.
+    pub tls_dir: Option<PathBuf>,
+    /// Municipalities of `bcl://link` certificates (without a code) by certificate CN.
+    pub link_grants: HashMap<String, Vec<String>>,
+    /// Requests per second per caller identity (0 = unlimited) and the bucket size.
+    pub rate_per_second: f64,
+    pub rate_burst: f64,
+    /// The longest a call may take; a client's shorter `grpc-timeout` is honoured, a longer one capped.
+    pub max_deadline: Duration,
+}
+
+impl ServeOptions {
+    /// Plaintext with every right, for in-process benchmarks and tools that embed the server.
+    pub fn insecure_dev() -> ServeOptions {
+        ServeOptions { tls_dir: None, ..ServeOptions::default() }
+    }
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            tls_dir: None,
+            link_grants: HashMap::new(),
+            rate_per_second: DEFAULT_RATE_PER_SECOND,
+            rate_burst: DEFAULT_RATE_BURST,
+            max_deadline: DEFAULT_MAX_DEADLINE,
+        }
+    }
+}
+
+/// Per caller identity: far above what one exchange centre sends (~1 certificate/s on average nationwide),
+/// low enough that one runaway client cannot take the engine's whole capacity.
+pub const DEFAULT_RATE_PER_SECOND: f64 = 1000.0;
+pub const DEFAULT_RATE_BURST: f64 = 2000.0;
+/// An Issue takes milliseconds; a whole `Audit.Reproduce` of a large certificate well under a second.
+pub const DEFAULT_MAX_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Serves plaintext with every right (see [`ServeOptions::insecure_dev`]) until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let services = Services { engine };
+    serve_with(engine, listener, shutdown, ServeOptions::insecure_dev()).await
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish. Every answered
+/// write was made durable by the writer before its answer, so nothing is left to flush.
+pub async fn serve_with(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    options: ServeOptions,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let services = Services { engine: engine.clone() };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<Services>>().await;
     health.set_serving::<IssuanceServer<Services>>().await;
     health.set_serving::<AuditServer<Services>>().await;
     health.set_serving::<AdminServer<Services>>().await;
     health.set_serving::<VerifyServer<Services>>().await;
+    let watcher = tokio::spawn(health::watch(engine, health));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bcl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let limiter = if options.rate_per_second > 0.0 {
+        ratelimit::RateLimiter::new(options.rate_per_second, options.rate_burst)
+    } else {
+        ratelimit::RateLimiter::disabled()
+    };
+    let guard = guard::GuardLayer(Arc::new(guard::GuardConfig {
+        tls: options.tls_dir.is_some(),
+        link_grants: options.link_grants,
+        limiter,
+    }));
     // TCP_NODELAY: an Issue is one small request and one response; with Nagle's algorithm and delayed
     // ACKs a response can sit for ~40 ms waiting to be coalesced.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder().timeout(options.max_deadline);
+    if let Some(dir) = &options.tls_dir {
+        builder = builder.tls_config(tls::server_tls(dir)?)?;
+    }
+    let result = builder
+        .layer(guard)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
@@ -44,7 +123,9 @@ pub async fn serve(
         .add_service(AdminServer::new(services.clone()))
         .add_service(VerifyServer::new(services).max_decoding_message_size(crate::verify::MAX_VERIFY_REQUEST_BYTES))
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .await;
+    watcher.abort();
+    result?;
     Ok(())
 }
 
