@@ -4,7 +4,7 @@ use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["bcl/v1/events.proto", "bcl/v1/common.proto", "bcl/v1/ingest.proto", "bcl/v1/issuance.proto",
-        "bcl/v1/audit.proto", "bcl/v1/admin.proto", "bcl/v1/log.proto", "bcl/v1/verify.proto"];
+        "bcl/v1/audit.proto", "bcl/v1/admin.proto", "bcl/v1/log.proto", "bcl/v1/verify.proto", "bcl/v1/replication.proto"];
     println!("cargo:rerun-if-changed=bcl");
     let fds = protox::compile(files, ["."])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

@@ -6,12 +6,14 @@
 //!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
+//!   cargo run --release -p bcl-bench -- replication # East+West: SYNC cost and replication lag under load
 
 mod audit;
 mod catalogue;
 mod ingest;
 mod issue;
 mod render;
+mod replication;
 mod stats;
 
 fn main() {
@@ -24,6 +26,7 @@ fn main() {
         "ingest" => ingest::run(rest),
         "audit" => audit::run(rest),
         "catalogue" => catalogue::run(rest),
+        "replication" => replication::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);

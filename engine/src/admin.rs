@@ -54,6 +54,10 @@ impl Engine {
     ) -> Result<MunicipalityStatus, EngineError> {
         check_code(&req.municipality_code)?;
         check_text("reason", &req.reason, 200)?;
+        if let Some(r) = self.follower() {
+            let answer = r.admin_client().set_maintenance(req).await.map_err(crate::replication::forwarded)?;
+            return Ok(answer.into_inner());
+        }
         let code = req.municipality_code.clone();
         let lifting = !req.on;
         let action = self.admin_action(&code, Action::SetMaintenance(req), actor);
@@ -84,6 +88,10 @@ impl Engine {
         check_code(&req.municipality_code)?;
         if req.resident_id.is_empty() || req.resident_id.len() > MAX_TEXT {
             return Err(EngineError::Invalid("resident_id: required, at most 64 bytes".into()));
+        }
+        if let Some(r) = self.follower() {
+            r.admin_client().set_issuance_block(req).await.map_err(crate::replication::forwarded)?;
+            return Ok(());
         }
         let code = req.municipality_code.clone();
         let action = self.admin_action(&code, Action::SetIssuanceBlock(req), actor);
@@ -124,6 +132,10 @@ impl Engine {
             if fee.fee_yen > 10_000 {
                 return Err(EngineError::Invalid("fees.fee_yen: more than 10000 yen".into()));
             }
+        }
+        if let Some(r) = self.follower() {
+            let answer = r.admin_client().update_settings(settings).await.map_err(crate::replication::forwarded)?;
+            return Ok(answer.into_inner());
         }
         let code = settings.municipality_code.clone();
         let action = self.admin_action(&code, Action::UpdateSettings(settings), actor);

@@ -28,6 +28,15 @@ pub enum EngineError {
     /// A durable write failed earlier; the engine refuses work until it is restarted.
     #[error("the engine stopped accepting work after a storage failure; restart it to recover")]
     Poisoned,
+    /// This centre cannot take the call now (e.g. it follows the other centre and lost contact with it).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The replicas of East and West disagree about history: replication stopped; an operator must act.
+    #[error("the two centres' histories diverge: {0}")]
+    Diverged(String),
+    /// The other centre's answer to a call this centre forwarded to it, passed on unchanged.
+    #[error("{}", .0.message())]
+    Forwarded(tonic::Status),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -9,6 +9,7 @@ use crate::certificate::{render, renderer_version, Rendered};
 use bcl_projections::record::CertificateDocument;
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::replication::Sequenced;
 use crate::writer::{Command, IssueCommit};
 use bcl_projections::date::JstDateTime;
 use bcl_projections::{Refusal, RefusalReason};
@@ -20,6 +21,8 @@ use std::sync::Mutex;
 
 /// How often an issuance is prepared again when the municipality's data changed while it was rendered.
 const MAX_PREPARE_ATTEMPTS: usize = 3;
+/// How long a follower waits to receive leaves the primary already holds before refusing (`STALE_REPLICA`).
+const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub fn certificate_id(req: &IssueRequest) -> String {
     let mut h = Sha256::new();
@@ -68,6 +71,25 @@ struct Prepared {
     fee_yen: u32,
 }
 
+impl Prepared {
+    /// A digest of everything the certificate and its issuance record are built from, so that two centres
+    /// running the same build can tell whether they would issue exactly the same thing.
+    fn digest(&self) -> [u8; 32] {
+        Sha256::digest(format!("{:?}|{:?}|{}", self.record, self.sources, self.fee_yen).as_bytes()).into()
+    }
+}
+
+/// What `Prepared::digest` gives for `req` against `state`: the primary's re-check of an issuance a follower
+/// prepared from its replica.
+pub(crate) fn document_digest(
+    state: &bcl_projections::State,
+    req: &IssueRequest,
+    now: JstDateTime,
+    certificate_id: &str,
+) -> Result<[u8; 32], EngineError> {
+    Ok(prepare(state, 0, req, now, certificate_id)?.digest())
+}
+
 fn prepare(
     state: &bcl_projections::State,
     as_of: u64,
@@ -89,13 +111,23 @@ impl Engine {
         if let Err(EngineError::Refused(refusal)) = &result {
             let recorded = !matches!(refusal.reason, RefusalReason::InvalidRequest | RefusalReason::RequestIdReused)
                 && self.projection.read().expect("projection lock").state.municipality(&req.municipality_code).is_some();
+            let recorded = recorded && refusal.reason != RefusalReason::StaleReplica;
             if recorded {
                 let record = bcl_proto::RefusalRecord {
                     request: Some(req.clone()),
                     reason: refusal.reason.as_str().to_string(),
                     at: self.clock.now().to_rfc3339(),
                 };
-                self.writer.submit(|reply| Command::Refusal { record, reply }).await?;
+                match self.follower() {
+                    None => {
+                        self.writer.submit(|reply| Command::Refusal { record, reply }).await?;
+                    }
+                    Some(r) => {
+                        if let Err(e) = r.sequence_refusal(record).await {
+                            tracing::warn!(error = %e, "a refusal could not be recorded at the primary");
+                        }
+                    }
+                }
             }
         }
         result
@@ -112,12 +144,31 @@ impl Engine {
         if let Some((position, existing_digest)) = existing {
             return self.replay(position, &existing_digest, &digest).await;
         }
+        if let Some(r) = self.replication() {
+            r.issuing_state()?;
+        }
         let now = self.clock.now();
         let certificate_id = certificate_id(&req);
         for _ in 0..MAX_PREPARE_ATTEMPTS {
+            if let Some(r) = self.replication() {
+                r.issuing_state()?;
+            }
             let prepared = {
                 let proj = self.projection.read().expect("projection lock");
-                prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
+                prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)
+            };
+            let prepared = match prepared {
+                Ok(p) => p,
+                // A follower that is behind the primary (SOLO mode, catching up) must not refuse from data it
+                // does not have yet: catch up first (or refuse as stale), then decide.
+                Err(e) => match self.follower().map(|r| r.link.lock().expect("link lock").primary_size) {
+                    Some(size) if size > self.store.len() => {
+                        self.wait_for_size(size, REPLICA_WAIT).await?;
+                        let proj = self.projection.read().expect("projection lock");
+                        prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
+                    }
+                    _ => return Err(e),
+                },
             };
             let render_started = std::time::Instant::now();
             let Rendered { pdf, sheets } = render(&self.renderer, &self.secret, &prepared.record, now)?;
@@ -136,18 +187,35 @@ impl Engine {
                 font_sha256: self.renderer.font_digest().to_string(),
                 request_digest: digest.clone(),
             };
-            // Re-checked by the writer only if the municipality changed after our snapshot: the certificate
-            // must still be allowed and show exactly the same data, or we prepare it again.
-            let (check_req, check_id, expected) = (req.clone(), certificate_id.clone(), prepared.record.clone());
-            let still_valid = Box::new(move |proj: &crate::projection::Projection| {
-                let again = prepare(&proj.state, proj.leaf_count, &check_req, now, &check_id)?;
-                if again.record == expected {
-                    Ok(())
-                } else {
-                    Err(EngineError::Internal(STALE.into()))
+            let committed = match self.follower() {
+                None => {
+                    // Re-checked by the writer only if the municipality changed after our snapshot: the
+                    // certificate must still be allowed and show exactly the same data, or we prepare it again.
+                    let (check_req, check_id, expected) = (req.clone(), certificate_id.clone(), prepared.record.clone());
+                    let still_valid = Box::new(move |proj: &crate::projection::Projection| {
+                        let again = prepare(&proj.state, proj.leaf_count, &check_req, now, &check_id)?;
+                        if again.record == expected {
+                            Ok(())
+                        } else {
+                            Err(EngineError::Internal(STALE.into()))
+                        }
+                    });
+                    self.writer.submit(|reply| Command::Issue { record, still_valid, reply }).await
                 }
-            });
-            let committed = self.writer.submit(|reply| Command::Issue { record, still_valid, reply }).await;
+                // A follower renders from its replica; the primary sequences (one issuance per request id
+                // across both centres) and re-checks the data against its own state.
+                Some(r) => match r.sequence_issuance(record, prepared.digest()).await? {
+                    Sequenced::Committed { position } => Ok(IssueCommit::Committed { position }),
+                    Sequenced::Existing { position, request_digest, certificate_id } => {
+                        self.wait_for_size(position + 1, REPLICA_WAIT).await?;
+                        Ok(IssueCommit::Existing { position, request_digest, certificate_id })
+                    }
+                    Sequenced::Changed { size } => {
+                        self.wait_for_size(size, REPLICA_WAIT).await?;
+                        Err(EngineError::Internal(STALE.into()))
+                    }
+                },
+            };
             match committed {
                 Ok(IssueCommit::Committed { position }) => {
                     self.cache.insert(&certificate_id, pdf.clone());

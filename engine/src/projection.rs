@@ -13,6 +13,10 @@ pub struct Projection {
     /// Per municipality, the position of the last leaf that could change what a certificate shows or
     /// whether it may be issued (change events, admin actions, link anomalies; not issuances).
     last_change: HashMap<String, u64>,
+    /// The newest `Leadership` leaf and its position (replicated deployments only): who sequences the log.
+    pub leadership: Option<(u64, bcl_proto::Leadership)>,
+    /// Position of the first Leadership leaf of the current epoch (where the current primary took over).
+    pub epoch_start: Option<u64>,
 }
 
 impl Projection {
@@ -25,6 +29,13 @@ impl Projection {
             Some(Kind::LinkAnomaly(a)) => Some(&a.municipality_code),
             // Issuances and refusals change neither eligibility nor printed data.
             Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | None => None,
+            Some(Kind::Leadership(l)) => {
+                if self.leadership.as_ref().is_none_or(|(_, old)| old.epoch != l.epoch) {
+                    self.epoch_start = Some(position);
+                }
+                self.leadership = Some((position, l.clone()));
+                None
+            }
         };
         if let Some(code) = municipality {
             let code = code.clone();
@@ -48,6 +59,11 @@ impl Projection {
                 self.last_change.insert(code.to_string(), position);
             }
         }
+    }
+
+    /// The position of the last leaf that changed `municipality` (see `changed_since`).
+    pub fn last_change(&self, municipality: &str) -> Option<u64> {
+        self.last_change.get(municipality).copied()
     }
 
     /// Whether anything about `municipality` changed at or after `position`.

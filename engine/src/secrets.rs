@@ -30,6 +30,33 @@ impl MasterSecret {
         }
     }
 
+    /// Installs a provisioned secret (the same for East and West, so either centre can reproduce and
+    /// verify the other's certificates): copied into a new data directory, and refused if the directory
+    /// already holds a different one (its certificates would no longer verify).
+    pub fn provision(data_dir: &Path, file: &Path) -> std::io::Result<()> {
+        let wanted = std::fs::read(file)?;
+        if wanted.len() != 32 {
+            return Err(std::io::Error::other("a master secret file holds exactly 32 bytes"));
+        }
+        let path = data_dir.join(MASTER_SECRET_FILE);
+        match std::fs::read(&path) {
+            Ok(existing) if existing == wanted => Ok(()),
+            Ok(_) => Err(std::io::Error::other(
+                "the data directory already holds a different scramble master secret; refusing to replace it",
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_private(&path, &wanted),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A public fingerprint of the secret (HMAC of a fixed label), to check two centres share it.
+    pub fn fingerprint(&self) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"bcl-master-secret-fingerprint-v1");
+        hex::encode(&mac.finalize().into_bytes()[..12])
+    }
+
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }

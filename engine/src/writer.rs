@@ -10,6 +10,7 @@
 //! database that cannot trust its fsync any more).
 
 use crate::audit::log::AuditLog;
+use crate::commit_gate::CommitGate;
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::storage::LogStore;
@@ -35,6 +36,12 @@ pub enum Command {
     Admin { action: AdminAction, precondition: Check, reply: oneshot::Sender<Result<u64, EngineError>> },
     /// A refused issuance request, for the municipality's transaction log.
     Refusal { record: bcl_proto::RefusalRecord, reply: oneshot::Sender<Result<u64, EngineError>> },
+    /// Replication (follower only): leaves exactly as the primary stored them, at the primary's positions.
+    /// Answered as soon as they are durable here (the primary is waiting for exactly that).
+    Replicate { first_position: u64, leaves: Vec<Vec<u8>>, reply: oneshot::Sender<Result<u64, EngineError>> },
+    /// A change of primary or of its mode (primary only). Answered as soon as it is durable, never held
+    /// by the commit gate: the gate's mode changes only once this marker is durable.
+    Leadership { leadership: bcl_proto::Leadership, reply: oneshot::Sender<Result<u64, EngineError>> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +65,14 @@ pub struct Writer {
     poisoned: Arc<AtomicBool>,
 }
 
+/// How the writer acknowledges: alone (a single engine), or through a commit gate with the other centre.
+#[derive(Clone)]
+pub struct Replicated {
+    pub gate: Arc<CommitGate>,
+    /// `true` while this centre sequences the log (primary); a follower takes only `Replicate`.
+    pub sequencing: Arc<AtomicBool>,
+}
+
 impl Writer {
     /// Starts the writer thread. `durable_len` is advanced after every durable batch, for followers, and
     /// `audit` publishes a signed checkpoint for it.
@@ -66,13 +81,14 @@ impl Writer {
         projection: Arc<RwLock<Projection>>,
         audit: Arc<AuditLog>,
         durable_len: watch::Sender<u64>,
+        replicated: Option<Replicated>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(16_384);
         let poisoned = Arc::new(AtomicBool::new(false));
         let flag = poisoned.clone();
         std::thread::Builder::new()
             .name("bcl-writer".into())
-            .spawn(move || run(rx, store, projection, audit, durable_len, flag))
+            .spawn(move || run(rx, store, projection, audit, durable_len, flag, replicated))
             .expect("spawn writer thread");
         Self { tx, poisoned }
     }
@@ -89,6 +105,20 @@ impl Writer {
         self.tx.send(make(reply)).await.map_err(|_| EngineError::Poisoned)?;
         rx.await.map_err(|_| EngineError::Poisoned)?
     }
+
+    /// Queues a command and returns where its answer will arrive, without waiting for it: commands queued
+    /// one after another are decided in that order (a follower pipelines replicated batches this way).
+    pub async fn enqueue<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<oneshot::Receiver<Result<T, EngineError>>, EngineError> {
+        if self.is_poisoned() {
+            return Err(EngineError::Poisoned);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| EngineError::Poisoned)?;
+        Ok(rx)
+    }
 }
 
 /// A reply that waits for its batch to become durable.
@@ -96,6 +126,8 @@ enum Pending {
     Append(oneshot::Sender<Result<AppendOutcome, EngineError>>, Result<AppendOutcome, EngineError>),
     Issue(oneshot::Sender<Result<IssueCommit, EngineError>>, Result<IssueCommit, EngineError>),
     Admin(oneshot::Sender<Result<u64, EngineError>>, Result<u64, EngineError>),
+    /// Answered as soon as the batch is durable here, whatever the commit gate holds.
+    Direct(oneshot::Sender<Result<u64, EngineError>>, Result<u64, EngineError>),
 }
 
 impl Pending {
@@ -104,7 +136,9 @@ impl Pending {
         match self {
             Pending::Append(tx, r) => drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r })),
             Pending::Issue(tx, r) => drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r })),
-            Pending::Admin(tx, r) => drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r })),
+            Pending::Admin(tx, r) | Pending::Direct(tx, r) => {
+                drop(tx.send(if storage_failed { Err(EngineError::Poisoned) } else { r }))
+            }
         }
     }
 }
@@ -116,6 +150,7 @@ fn run(
     audit: Arc<AuditLog>,
     durable_len: watch::Sender<u64>,
     poisoned: Arc<AtomicBool>,
+    replicated: Option<Replicated>,
 ) {
     // Commands not yet decided, in arrival order; it only holds leftovers when a batch hit its leaf cap.
     let mut queue: VecDeque<Command> = VecDeque::with_capacity(MAX_COMMANDS_PER_BATCH);
@@ -139,11 +174,12 @@ fn run(
         }
         let mut leaves: Vec<Vec<u8>> = Vec::new();
         let mut pending = Vec::with_capacity(queue.len());
+        let sequencing = replicated.as_ref().is_none_or(|r| r.sequencing.load(Ordering::Acquire));
         {
             let mut proj = projection.write().expect("projection lock");
             while leaves.len() < MAX_LEAVES_PER_BATCH {
                 let Some(command) = queue.pop_front() else { break };
-                pending.push(decide(command, &mut proj, &mut leaves));
+                pending.push(decide(command, &mut proj, &mut leaves, sequencing));
             }
         }
         // The tree nodes of the batch are hashed before the flush so they are durable with the leaves.
@@ -163,8 +199,25 @@ fn run(
                     true
                 }
             };
-        for p in pending {
-            p.send(failed);
+        let end = store.len();
+        match &replicated {
+            Some(r) if !failed => {
+                if !sequencing {
+                    // A follower's batches are the primary's leaves: held by both centres once durable here.
+                    r.gate.commit_directly(end);
+                }
+                let (direct, held): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| matches!(p, Pending::Direct(..)));
+                direct.into_iter().for_each(|p| p.send(false));
+                if sequencing {
+                    // Even a batch with nothing to answer (a mode marker) must pass the gate: its end is what
+                    // the committed size and the published checkpoint advance to.
+                    r.gate.hold(end, move || held.into_iter().for_each(|p| p.send(false)));
+                } else {
+                    // A follower decides no local command (they were answered "not the primary").
+                    held.into_iter().for_each(|p| p.send(false));
+                }
+            }
+            _ => pending.into_iter().for_each(|p| p.send(failed)),
         }
     }
 }
@@ -173,8 +226,15 @@ fn refuse(command: Command) {
     match command {
         Command::Append { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
         Command::Issue { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
-        Command::Admin { reply, .. } | Command::Refusal { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
+        Command::Admin { reply, .. }
+        | Command::Refusal { reply, .. }
+        | Command::Replicate { reply, .. }
+        | Command::Leadership { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
     }
+}
+
+fn not_primary() -> EngineError {
+    EngineError::Unavailable("this centre does not sequence the log now (it follows the other centre)".into())
 }
 
 fn push_leaf(proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, kind: Kind) -> u64 {
@@ -195,8 +255,24 @@ fn change_event_leaf(event: &[u8]) -> Vec<u8> {
     leaf
 }
 
-fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>) -> Pending {
+fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, sequencing: bool) -> Pending {
+    // Only the primary assigns positions; a follower's log grows only by what the primary sent.
     match command {
+        Command::Replicate { reply, .. } if sequencing => {
+            Pending::Direct(reply, Err(EngineError::Internal("replicated leaves offered to the primary".into())))
+        }
+        Command::Replicate { first_position, leaves: incoming, reply } => {
+            Pending::Direct(reply, decide_replicate(first_position, incoming, proj, leaves))
+        }
+        Command::Append { reply, .. } if !sequencing => Pending::Append(reply, Err(not_primary())),
+        Command::Issue { reply, .. } if !sequencing => Pending::Issue(reply, Err(not_primary())),
+        Command::Admin { reply, .. } | Command::Refusal { reply, .. } if !sequencing => {
+            Pending::Admin(reply, Err(not_primary()))
+        }
+        Command::Leadership { reply, .. } if !sequencing => Pending::Direct(reply, Err(not_primary())),
+        Command::Leadership { leadership, reply } => {
+            Pending::Direct(reply, Ok(push_leaf(proj, leaves, Kind::Leadership(leadership))))
+        }
         Command::Append { events, at, reply } => {
             let result = decide_append(events, &at, proj, leaves);
             Pending::Append(reply, result)
@@ -211,6 +287,37 @@ fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>) ->
         }
         Command::Refusal { record, reply } => Pending::Admin(reply, Ok(push_leaf(proj, leaves, Kind::Refusal(record)))),
     }
+}
+
+/// Folds leaves the primary sequenced, refusing anything that is not exactly the next position or does not
+/// decode (the primary is trusted to sequence, not to send garbage; the checkpoint comparison catches the
+/// rest).
+fn decide_replicate(
+    first_position: u64,
+    incoming: Vec<Vec<u8>>,
+    proj: &mut Projection,
+    leaves: &mut Vec<Vec<u8>>,
+) -> Result<u64, EngineError> {
+    if first_position != proj.leaf_count {
+        return Err(EngineError::Diverged(format!(
+            "replicated leaves start at {first_position}, this log continues at {}",
+            proj.leaf_count
+        )));
+    }
+    let decoded = incoming
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            LogLeaf::decode(bytes.as_slice()).map_err(|_| {
+                EngineError::Diverged(format!("replicated leaf at {} does not decode", first_position + i as u64))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (leaf, bytes) in decoded.iter().zip(incoming) {
+        proj.apply(leaf);
+        leaves.push(bytes);
+    }
+    Ok(proj.leaf_count)
 }
 
 fn decide_append(

@@ -92,6 +92,10 @@ pub struct AuditLog {
     signer: NoteSigner,
     frontier: Mutex<Frontier>,
     latest: RwLock<Arc<SignedCheckpoint>>,
+    /// Replicated primary: checkpoints of batches durable here but not yet held by the other centre wait
+    /// here, so that no checkpoint is ever published over leaves a failover could still discard.
+    gated: std::sync::atomic::AtomicBool,
+    held: Mutex<std::collections::VecDeque<Arc<SignedCheckpoint>>>,
 }
 
 impl AuditLog {
@@ -123,6 +127,8 @@ impl AuditLog {
             signer,
             frontier: Mutex::new(frontier),
             latest: RwLock::new(Arc::new(latest)),
+            gated: Default::default(),
+            held: Default::default(),
         })
     }
 
@@ -139,9 +145,47 @@ impl AuditLog {
 
     /// Publishes a durable extension: moves the tree forward and signs its checkpoint.
     pub fn commit(&self, extension: Extension) {
-        let signed = sign(&self.signer, &extension.frontier);
+        let signed = Arc::new(sign(&self.signer, &extension.frontier));
         *self.frontier.lock().expect("audit frontier lock") = extension.frontier;
-        *self.latest.write().expect("audit checkpoint lock") = Arc::new(signed);
+        if self.gated.load(std::sync::atomic::Ordering::Acquire) {
+            self.held.lock().expect("audit held lock").push_back(signed);
+        } else {
+            *self.latest.write().expect("audit checkpoint lock") = signed;
+        }
+    }
+
+    /// Holds checkpoints back until `publish_up_to` (a replicated primary) or publishes them at once.
+    pub fn set_gated(&self, gated: bool) {
+        self.gated.store(gated, std::sync::atomic::Ordering::Release);
+        if !gated {
+            self.publish_up_to(u64::MAX);
+        }
+    }
+
+    /// Publishes the newest held checkpoint whose size is at most `size` (the committed size).
+    pub fn publish_up_to(&self, size: u64) {
+        let mut held = self.held.lock().expect("audit held lock");
+        let mut newest = None;
+        while held.front().is_some_and(|c| c.checkpoint.size <= size) {
+            newest = held.pop_front();
+        }
+        drop(held);
+        if let Some(c) = newest {
+            let mut latest = self.latest.write().expect("audit checkpoint lock");
+            if c.checkpoint.size >= latest.checkpoint.size {
+                *latest = c;
+            }
+        }
+    }
+
+    /// The newest checkpoint signed, published or not (what the primary shows its follower).
+    pub fn newest_signed(&self) -> Arc<SignedCheckpoint> {
+        self.held.lock().expect("audit held lock").back().cloned().unwrap_or_else(|| self.checkpoint())
+    }
+
+    /// The root of the tree at the current size (held or published).
+    pub fn size(&self) -> u64 {
+        self.frontier.lock().expect("audit frontier lock").size()
     }
 
     /// The latest signed checkpoint.

@@ -3,9 +3,11 @@
 use super::CliResult;
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineConfig};
+use crate::replication::{CentreName, ReplicationConfig};
 use crate::server::ServeOptions;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,6 +47,23 @@ pub struct Args {
     /// --insecure-dev); the bound address is printed as `bcl metrics on ADDR`.
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// The other centre's address (e.g. 127.0.0.1:50052): run as one of two replicated centres
+    /// (docs/replication.md). Without it the engine runs alone.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// The scramble master secret (32 bytes) to use; East and West must share one. Copied into a new data
+    /// directory; refused if the directory already holds another.
+    #[arg(long)]
+    pub master_secret: Option<PathBuf>,
+    /// Which centre sequences a brand-new pair's log.
+    #[arg(long, value_enum, default_value = "east")]
+    pub first_primary: Centre,
+    /// A follower that hears nothing from the primary for this long refuses issuance (STALE_REPLICA).
+    #[arg(long, default_value_t = 1000)]
+    pub stale_after_ms: u64,
+    /// A primary whose follower does not acknowledge for this long continues alone (degraded operation).
+    #[arg(long, default_value_t = 300)]
+    pub solo_after_ms: u64,
 }
 
 fn parse_link_grants(specs: &[String]) -> Result<HashMap<String, Vec<String>>, String> {
@@ -64,6 +83,13 @@ fn parse_link_grants(specs: &[String]) -> Result<HashMap<String, Vec<String>>, S
 pub enum Centre {
     East,
     West,
+}
+
+fn name(centre: Centre) -> &'static str {
+    match centre {
+        Centre::East => "east",
+        Centre::West => "west",
+    }
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -88,14 +114,42 @@ pub fn run(args: Args) -> CliResult {
             format!("mutual TLS needs {}/{{ca.pem,server.pem,server.key}} ({e}); create them with `bcl certs init --dir {}` or run with --insecure-dev", dir.display(), dir.display())
         })?;
     }
-    let engine = Engine::open(EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None })?;
+    if args.peer.is_some() && options.tls_dir.is_some() {
+        // The replication client and the start-up status service still speak plaintext
+        // (docs/operations.md, "Replication"): refuse rather than start a centre that cannot reach its peer.
+        return Err("--peer (replication) runs only with --insecure-dev for now: its peer connection is not yet mutual TLS".into());
+    }
+    if let Some(file) = &args.master_secret {
+        std::fs::create_dir_all(&args.data_dir)?;
+        crate::secrets::MasterSecret::provision(&args.data_dir, file)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        // Bind first: the other centre may already be looking for this one while it decides its role.
+        let mut listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let addr = listener.local_addr()?;
-        let centre = match args.centre {
-            Centre::East => "east",
-            Centre::West => "west",
+        let centre = name(args.centre);
+        let config = EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None };
+        let engine = match &args.peer {
+            None => Engine::open(config)?,
+            Some(peer) => {
+                let mut replication = ReplicationConfig::new(
+                    CentreName::parse(centre).expect("a centre name"),
+                    if peer.contains("://") { peer.clone() } else { format!("http://{peer}") },
+                );
+                replication.first_primary = CentreName::parse(name(args.first_primary)).expect("a centre name");
+                replication.stale_after = Duration::from_millis(args.stale_after_ms);
+                replication.solo_after = Duration::from_millis(args.solo_after_ms);
+                if replication.solo_after >= replication.stale_after {
+                    return Err("--solo-after-ms must be shorter than --stale-after-ms (a follower may take over only \
+                                while the primary cannot have continued alone)"
+                        .into());
+                }
+                let std_listener = listener.into_std()?;
+                let engine = Engine::open_replicated(config, replication, Some(&std_listener)).await?;
+                listener = tokio::net::TcpListener::from_std(std_listener)?;
+                engine
+            }
         };
         if options.tls_dir.is_none() {
             let banner = "INSECURE: --insecure-dev serves plaintext gRPC without client certificates; anyone who can \
@@ -114,6 +168,7 @@ pub fn run(args: Args) -> CliResult {
             println!("bcl metrics on {bound}");
         }
         tracing::info!(%addr, centre, log_len = engine.log_len(), mtls = options.tls_dir.is_some(), "serving");
+        crate::replication::spawn(engine.clone());
         // Tests and scripts read this line to find the port.
         println!("bcl listening on {addr}");
         crate::server::serve_with(engine, listener, shutdown_signal(), options).await

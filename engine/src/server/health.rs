@@ -20,9 +20,10 @@ pub fn issuance_of(code: &str) -> String {
     format!("bcl.v1.Issuance/{code}")
 }
 
+/// `report_overall` false leaves "" and `bcl.v1.Issuance` to the replication's centre health.
 /// Runs until the process ends: after every durable batch (the log length changes) and at least once a
 /// second (a poisoned writer does not grow the log; the checkpoint age grows by itself).
-pub async fn watch(engine: Arc<Engine>, reporter: HealthReporter) {
+pub async fn watch(engine: Arc<Engine>, reporter: HealthReporter, report_overall: bool) {
     let mut grown = engine.subscribe_len();
     let mut last_growth = Instant::now();
     let mut last_len = engine.log_len();
@@ -37,8 +38,11 @@ pub async fn watch(engine: Arc<Engine>, reporter: HealthReporter) {
         let healthy = !engine.writer.is_poisoned();
         let mut wanted: Vec<(String, ServingStatus)> = Vec::new();
         let storage = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
-        wanted.extend(SERVICES.iter().map(|s| (s.to_string(), storage)));
-        wanted.push((String::new(), storage));
+        let own = SERVICES.iter().filter(|s| report_overall || **s != "bcl.v1.Issuance");
+        wanted.extend(own.map(|s| (s.to_string(), storage)));
+        if report_overall {
+            wanted.push((String::new(), storage));
+        }
         let mut counts = [0u32; 3];
         {
             let proj = engine.projection.read().expect("projection lock");

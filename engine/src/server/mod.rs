@@ -84,14 +84,26 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
     options: ServeOptions,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let services = Services { engine: engine.clone() };
+    let services = Services { engine };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<Services>>().await;
     health.set_serving::<IssuanceServer<Services>>().await;
     health.set_serving::<AuditServer<Services>>().await;
     health.set_serving::<AdminServer<Services>>().await;
     health.set_serving::<VerifyServer<Services>>().await;
-    let watcher = tokio::spawn(health::watch(engine, health));
+    if let Some(r) = engine_replication(&services) {
+        tokio::spawn(report_centre_health(r, health.clone()));
+    }
+    let replication = services.engine.replication().is_some().then(|| {
+        bcl_proto::replication_server::ReplicationServer::new(crate::replication::ReplicationService {
+            engine: services.engine.clone(),
+        })
+        .max_encoding_message_size(256 * 1024 * 1024)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    });
+    // With replication, `report_centre_health` owns "" and "bcl.v1.Issuance" (this centre can issue or not);
+    // the watcher reports storage for the other services and each municipality.
+    let watcher = tokio::spawn(health::watch(services.engine.clone(), health, engine_replication(&services).is_none()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bcl_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -122,11 +134,39 @@ pub async fn serve_with(
         .add_service(AuditServer::new(services.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(AdminServer::new(services.clone()))
         .add_service(VerifyServer::new(services).max_decoding_message_size(crate::verify::MAX_VERIFY_REQUEST_BYTES))
+        .add_optional_service(replication)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     watcher.abort();
     result?;
     Ok(())
+}
+
+fn engine_replication(services: &Services) -> Option<Arc<crate::replication::Replication>> {
+    services.engine.replication().cloned()
+}
+
+/// Keeps `grpc.health.v1` truthful for a kiosk vendor's router: `bcl.v1.Issuance` (and the overall
+/// status, service "") is SERVING while this centre can issue (a primary, or a follower in contact with
+/// the primary) and NOT_SERVING while it would refuse everything as STALE_REPLICA or replication stopped.
+async fn report_centre_health(r: Arc<crate::replication::Replication>, health: tonic_health::server::HealthReporter) {
+    let mut last = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let serving = r.issuing_state().is_ok();
+        if last != Some(serving) {
+            tracing::info!(state = %r.describe(), "centre health");
+            let status = if serving {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            health.set_service_status("bcl.v1.Issuance", status).await;
+            last = Some(serving);
+        }
+    }
 }
 
 pub fn local_addr(listener: &tokio::net::TcpListener) -> std::io::Result<SocketAddr> {

@@ -32,6 +32,12 @@ pub fn to_status(err: EngineError) -> Status {
             "REQUEST_ID_REUSED",
             "request_id was already used with other parameters".into(),
         ),
+        EngineError::Forwarded(status) => status,
+        EngineError::Unavailable(m) => with_reason(Code::Unavailable, "CENTRE_UNAVAILABLE", m),
+        e @ EngineError::Diverged(_) => {
+            tracing::error!(error = %e, "replication stopped");
+            with_reason(Code::Unavailable, "REPLICAS_DIVERGED", e.to_string())
+        }
         e @ EngineError::Poisoned => with_reason(Code::Unavailable, "ENGINE_STOPPED", e.to_string()),
         e @ (EngineError::Storage(_) | EngineError::Internal(_)) => {
             tracing::error!(error = %e, "internal error");

@@ -33,4 +33,11 @@ impl LogStore for MemoryStore {
         let all = self.leaves.read().expect("memory store lock");
         Ok(all.iter().enumerate().skip(from as usize).take(limit).map(|(i, l)| (i as u64, l.clone())).collect())
     }
+
+    fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        let mut all = self.leaves.write().expect("memory store lock");
+        all.truncate(len as usize);
+        self.nodes.write().expect("memory store lock").retain(|id, _| super::node_end(*id) <= len);
+        Ok(())
+    }
 }

@@ -45,4 +45,15 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Reads up to `limit` leaves starting at `from`, in order.
     fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError>;
+
+    /// Durably discards every leaf at or after `len` (and the tree nodes that cover them). The one user is a
+    /// centre rejoining after a failover, which discards a tail it wrote but that was never acknowledged to
+    /// anyone (`replication::rejoin` checks that before calling, and keeps a copy). Never called while the
+    /// writer runs.
+    fn truncate(&self, len: u64) -> Result<(), StorageError>;
+}
+
+/// The end (exclusive leaf index) of the leaves a tree node covers.
+pub(crate) fn node_end(id: NodeId) -> u64 {
+    (id.index + 1) << id.level
 }

@@ -249,6 +249,33 @@ impl LogStore for SledStore {
         }
         Ok(out)
     }
+
+    fn truncate(&self, len: u64) -> Result<(), StorageError> {
+        if len >= self.len() {
+            return Ok(());
+        }
+        // One atomic sled batch: drop every record that starts at or after `len`, and cut the record that
+        // straddles it, keeping only the nodes whose leaves all stay.
+        let mut change = sled::Batch::default();
+        for item in self.batches.range(len.to_be_bytes()..) {
+            let (key, _) = item.map_err(backend)?;
+            change.remove(key);
+        }
+        if let Some(item) = self.batches.range(..len.to_be_bytes()).next_back() {
+            let (key, value) = item.map_err(backend)?;
+            let batch = Batch::decode(decode_key(&key)?, &value)?;
+            if batch.end() > len {
+                let keep = (len - batch.first) as usize;
+                let nodes: Vec<_> = batch.nodes.iter().copied().filter(|(id, _)| super::node_end(*id) <= len).collect();
+                change.insert(key, Batch::encode(&nodes, &batch.leaves[..keep]));
+            }
+        }
+        self.batches.apply_batch(change).map_err(backend)?;
+        self.db.flush().map_err(backend)?;
+        *self.last.lock().expect("batch cache") = None;
+        self.len.store(len, Ordering::Release);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +313,27 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.read(0, 2).unwrap(), vec![(0, b"a".to_vec()), (1, b"B".to_vec())]);
         assert_eq!(store.read_node(NodeId::new(1, 0)).unwrap(), Some([1; 32]));
+    }
+
+    #[test]
+    fn truncate_cuts_inside_a_batch_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.append_durable(&[b"a".to_vec()], &[(NodeId::new(0, 0), [1; 32])]).unwrap();
+            let nodes = [(NodeId::new(0, 1), [2; 32]), (NodeId::new(1, 0), [3; 32]), (NodeId::new(0, 2), [4; 32])];
+            store.append_durable(&[b"b".to_vec(), b"c".to_vec()], &nodes).unwrap();
+            store.append_durable(&[b"d".to_vec()], &[(NodeId::new(0, 3), [5; 32])]).unwrap();
+            store.truncate(2).unwrap();
+            assert_eq!(store.len(), 2);
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.read(0, 10).unwrap(), vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
+        assert_eq!(store.read_node(NodeId::new(1, 0)).unwrap(), Some([3; 32]), "a node inside the kept prefix stays");
+        assert_eq!(store.read_node(NodeId::new(0, 2)).unwrap(), None, "a node of a discarded leaf goes");
+        assert_eq!(store.append_durable(&[b"x".to_vec()], &[]).unwrap(), 2, "appends continue at the cut");
+        assert_eq!(store.read(2, 1).unwrap(), vec![(2, b"x".to_vec())]);
     }
 
     #[test]

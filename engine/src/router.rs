@@ -1,0 +1,138 @@
+//! Client-side routing for a kiosk vendor: send each Issue to the vendor's preferred centre, fail over to
+//! the other centre on `UNAVAILABLE` or a missed deadline with the *same* request (same request id, same
+//! bytes, so the engines answer a retry with the certificate already issued, never a second one), and fail
+//! back as soon as the preferred centre's `grpc.health.v1` says it serves again.
+//!
+//! Used by the demo, the kiosk load harness and the replication tests. It is deliberately small: what a
+//! vendor's router must do, nothing it must not (it never invents a new request id).
+
+use crate::replication::CentreName;
+use bcl_proto::{issuance_client::IssuanceClient, IssueRequest, IssueResponse};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+/// Whether the other centre should be tried with the same request.
+pub fn fails_over(status: &Status) -> bool {
+    use std::error::Error as _;
+    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
+        // A connection that died mid-request surfaces as UNKNOWN with the transport error as its source.
+        || (status.code() == Code::Unknown && status.source().is_some())
+}
+
+struct Site {
+    name: CentreName,
+    channel: Channel,
+    /// Last health reported by the centre (true until told otherwise).
+    serving: Arc<AtomicBool>,
+}
+
+pub struct CentreRouter {
+    sites: [Site; 2],
+    preferred: usize,
+    /// One attempt at one centre.
+    pub attempt_timeout: Duration,
+    /// The whole transaction, failovers included.
+    pub deadline: Duration,
+}
+
+/// The answer to one transaction and how it was reached.
+#[derive(Debug)]
+pub struct Routed {
+    pub result: Result<IssueResponse, Status>,
+    /// The centre that gave `result`.
+    pub centre: CentreName,
+    /// How many times the request moved to the other centre.
+    pub failovers: u32,
+    pub attempts: u32,
+}
+
+impl CentreRouter {
+    /// `east` and `west` are URLs (`http://host:port`). Connections are made lazily and re-made as needed.
+    pub fn new(east: &str, west: &str, preferred: CentreName) -> Result<Self, tonic::transport::Error> {
+        let site = |name, url: &str| -> Result<Site, tonic::transport::Error> {
+            let channel = Endpoint::from_shared(url.to_string())?
+                .connect_timeout(Duration::from_millis(300))
+                .tcp_nodelay(true)
+                .connect_lazy();
+            Ok(Site { name, channel, serving: Arc::new(AtomicBool::new(true)) })
+        };
+        Ok(Self {
+            sites: [site(CentreName::East, east)?, site(CentreName::West, west)?],
+            preferred: match preferred {
+                CentreName::East => 0,
+                CentreName::West => 1,
+            },
+            attempt_timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(10),
+        })
+    }
+
+    /// Follows each centre's `grpc.health.v1` status of `bcl.v1.Issuance` (a server stream), so the router
+    /// leaves a centre that reports NOT_SERVING and comes back when it serves again. Needs a Tokio runtime.
+    pub fn watch_health(&self) {
+        for site in &self.sites {
+            let (channel, serving) = (site.channel.clone(), site.serving.clone());
+            tokio::spawn(async move {
+                use tonic_health::pb::{
+                    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+                };
+                loop {
+                    let mut client = HealthClient::new(channel.clone());
+                    let request = HealthCheckRequest { service: "bcl.v1.Issuance".into() };
+                    if let Ok(stream) = client.watch(request).await {
+                        let mut stream = stream.into_inner();
+                        while let Ok(Some(update)) = stream.message().await {
+                            serving.store(update.status == ServingStatus::Serving as i32, Ordering::Release);
+                        }
+                    }
+                    serving.store(false, Ordering::Release);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    }
+
+    /// Whether the router currently believes `centre` serves.
+    pub fn is_serving(&self, centre: CentreName) -> bool {
+        self.sites.iter().find(|s| s.name == centre).is_some_and(|s| s.serving.load(Ordering::Acquire))
+    }
+
+    /// Issues `request` at the preferred centre (or the other one while the preferred does not serve),
+    /// moving between them with the same request until an answer that is not a failover, or the deadline.
+    pub async fn issue(&self, request: IssueRequest) -> Routed {
+        let started = Instant::now();
+        let first = if self.sites[self.preferred].serving.load(Ordering::Acquire)
+            || !self.sites[1 - self.preferred].serving.load(Ordering::Acquire)
+        {
+            self.preferred
+        } else {
+            1 - self.preferred
+        };
+        let (mut at, mut failovers, mut attempts) = (first, 0u32, 0u32);
+        loop {
+            attempts += 1;
+            let site = &self.sites[at];
+            let mut client = IssuanceClient::new(site.channel.clone()).max_decoding_message_size(64 << 20);
+            let mut call = tonic::Request::new(request.clone());
+            call.set_timeout(self.attempt_timeout);
+            let result = match tokio::time::timeout(self.attempt_timeout, client.issue(call)).await {
+                Ok(r) => r.map(|r| r.into_inner()),
+                Err(_) => Err(Status::deadline_exceeded("no answer within the attempt timeout")),
+            };
+            match result {
+                Err(status) if fails_over(&status) && started.elapsed() < self.deadline => {
+                    // Both centres failed in a row: give them a moment (a take-over takes tens of ms).
+                    if attempts % 2 == 0 {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    at = 1 - at;
+                    failovers += 1;
+                }
+                result => return Routed { result, centre: site.name, failovers, attempts },
+            }
+        }
+    }
+}
