@@ -166,7 +166,7 @@ async fn insecure_dev_is_plaintext_and_says_so_loudly() {
     assert!(logs.contains("INSECURE") && logs.contains("--insecure-dev"), "{logs}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_keeps_every_acknowledged_issuance() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), NOW);
@@ -204,7 +204,9 @@ async fn a_graceful_stop_keeps_every_acknowledged_issuance() {
         results
     });
     first_rx.await.unwrap();
-    assert!(server.terminate(), "bcl serve exits cleanly on SIGTERM");
+    // Waiting for the process must not block the runtime that reads the in-flight responses.
+    let exited = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(exited, "bcl serve exits cleanly on SIGTERM");
     let results = watcher.await.unwrap();
     let acknowledged: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert!(!acknowledged.is_empty());
