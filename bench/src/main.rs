@@ -6,13 +6,21 @@
 //!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
+//!   cargo run --release -p bcl-bench -- compare     # the same 住民票 by this engine, Typst and Chromium
+//!   cargo run --release -p bcl-bench -- h2load      # kiosk-load's client vs h2load on the same server
+//!   cargo run --release -p bcl-bench -- breakdown   # one Issue step by step, in process and over gRPC
+//!   cargo run --release -p bcl-bench -- rss         # engine memory with 1 and 10 municipalities of 100k
 //!   cargo run --release -p bcl-bench -- replication # East+West: SYNC cost and replication lag under load
 
 mod audit;
+mod breakdown;
 mod catalogue;
+mod compare;
+mod h2load;
 mod ingest;
 mod issue;
 mod render;
+mod rss;
 mod replication;
 mod stats;
 
@@ -26,6 +34,11 @@ fn main() {
         "ingest" => ingest::run(rest),
         "audit" => audit::run(rest),
         "catalogue" => catalogue::run(rest),
+        "compare" => compare::run(rest),
+        "render-one" => compare::render_one(rest),
+        "h2load" => h2load::run(rest),
+        "breakdown" => breakdown::run(rest),
+        "rss" => rss::run(rest),
         "replication" => replication::run(rest),
         "all" => {
             render::run(rest);

@@ -103,9 +103,19 @@ impl Engine {
                 status: crate::replication::service::starting_status(&replication, &projection, secret.fingerprint()),
             };
             let listener = tokio::net::TcpListener::from_std(listener.try_clone().map_err(io_error)?).map_err(io_error)?;
+            // Every other call is answered UNAVAILABLE ("starting"), so a kiosk router moves on instead of
+            // taking the missing service for a broken server (UNIMPLEMENTED).
+            let mut routes = tonic::service::Routes::new(bcl_proto::replication_server::ReplicationServer::new(service));
+            let router = std::mem::take(routes.axum_router_mut());
+            *routes.axum_router_mut() = router.fallback(|| async {
+                (
+                    [("content-type", "application/grpc"), ("grpc-status", "14"), ("grpc-message", "starting")],
+                    (),
+                )
+            });
             starting_server = Some(tokio::spawn(
                 tonic::transport::Server::builder()
-                    .add_service(bcl_proto::replication_server::ReplicationServer::new(service))
+                    .add_routes(routes)
                     .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
                         let _ = starting.await;
                     }),

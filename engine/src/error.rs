@@ -28,6 +28,10 @@ pub enum EngineError {
     /// A durable write failed earlier; the engine refuses work until it is restarted.
     #[error("the engine stopped accepting work after a storage failure; restart it to recover")]
     Poisoned,
+    /// Shed by admission control (`shed.rs`) before anything was done: the caller should try the other
+    /// centre. The cause is `queue_full` or `queue_wait`.
+    #[error("the engine is overloaded ({0}); try the other centre")]
+    Overloaded(&'static str),
     /// This centre cannot take the call now (e.g. it follows the other centre and lost contact with it).
     #[error("{0}")]
     Unavailable(String),

@@ -18,6 +18,7 @@ pub mod render;
 pub mod scramble;
 pub mod secrets;
 pub mod server;
+pub mod shed;
 pub mod storage;
 pub mod verify;
 pub mod writer;

@@ -49,7 +49,7 @@ async fn run(plan: Plan) -> i32 {
             let bcl = spawn::find_bcl(args.bcl.as_deref()).unwrap_or_else(|e| fail(e));
             let mut list = spawned.lock().expect("not shared yet");
             for centre in [CentreId::East, CentreId::West].into_iter().take(*centres) {
-                list.push((centre, Spawned::start(&bcl).unwrap_or_else(|e| fail(e))));
+                list.push((centre, Spawned::start_with(&bcl, &args.serve_arg).unwrap_or_else(|e| fail(e))));
             }
             list.iter().map(|(c, s)| (*c, s.url.clone())).collect()
         }
@@ -149,6 +149,7 @@ async fn run(plan: Plan) -> i32 {
             "kill_east_after_s": plan.kill_east_after.map(|d| d.as_secs_f64()),
             "setup_s": setup.as_secs_f64(),
             "seed": args.seed,
+            "serve_args": args.serve_arg,
         }),
         offered_per_s: (args.mode == Mode::Open).then_some(args.rate),
         send_window: timing.send_window,

@@ -27,6 +27,10 @@ pub struct Args {
     /// With --spawn: how many centres to start (1 = east only, 2 = east and west).
     #[arg(long, default_value_t = 2)]
     pub centres: usize,
+    /// With --spawn: one more argument for every `bcl serve` started (repeat it), e.g.
+    /// --serve-arg=--no-shed or --serve-arg=--max-queue-wait-ms=10.
+    #[arg(long, allow_hyphen_values = true)]
+    pub serve_arg: Vec<String>,
     /// The bcl binary for --spawn (default: $BCL_BIN, or next to this executable).
     #[arg(long)]
     pub bcl: Option<PathBuf>,

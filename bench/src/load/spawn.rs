@@ -36,12 +36,18 @@ pub struct Spawned {
 impl Spawned {
     /// Starts `bcl serve` on a free loopback port and waits for its "bcl listening on ADDR" line.
     pub fn start(bcl: &Path) -> Result<Spawned, SpawnError> {
+        Self::start_with(bcl, &[])
+    }
+
+    /// [`Spawned::start`] with more `bcl serve` arguments (e.g. `--no-shed`).
+    pub fn start_with(bcl: &Path, extra: &[String]) -> Result<Spawned, SpawnError> {
         let data = tempfile::tempdir().map_err(SpawnError::Start)?;
         let mut child = Command::new(bcl)
             // Plaintext (`--insecure-dev`): the harness measures the engine, and its spawned engines only
             // listen on loopback for the duration of a run. A `--target` engine must run with it too.
             .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir"])
             .arg(data.path())
+            .args(extra)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

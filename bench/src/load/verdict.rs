@@ -15,6 +15,9 @@ pub struct Issued {
     pub content_sha256: String,
 }
 
+/// The reason an overloaded engine sheds a request with (`engine/src/shed.rs`).
+pub const SHED_REASON: &str = "ENGINE_OVERLOADED";
+
 /// The CONTRACT reason of a status, when the engine gave one.
 pub fn reason_of(status: &Status) -> Option<String> {
     status.get_error_details().error_info().map(|info| info.reason.clone())
@@ -47,6 +50,9 @@ pub fn judge(
             let code = format!("{:?}", status.code());
             match (reason_of(status), expected) {
                 (Some(got), Expected::Refuse(want)) if got == want => (Outcome::Refused(got), None),
+                // Shed by the engine's admission control before it looked at the request: no decision about
+                // the case, only "ask the other centre".
+                (Some(got), _) if got == SHED_REASON => (Outcome::Error { code, reason: got }, None),
                 (Some(got), Expected::Refuse(want)) => {
                     let m = format!("expected refusal {want}, got {code}/{got}");
                     (Outcome::Error { code, reason: got }, Some(m))
@@ -73,6 +79,20 @@ mod tests {
 
     fn issued(replayed: bool) -> IssueResponse {
         IssueResponse { certificate_id: "C1".into(), pdf: vec![1], content_sha256: "ab".into(), replayed, ..Default::default() }
+    }
+
+    #[test]
+    fn a_shed_request_is_an_error_but_no_mismatch() {
+        let info = ErrorDetails::with_error_info(SHED_REASON, "bcl.v1", []);
+        let shed = Status::with_error_details(Code::Unavailable, "overloaded", info);
+        for expected in [Expected::Issue, Expected::Refuse("UNDER_AGE")] {
+            let (o, m) = judge(expected, None, false, &Err(shed.clone()));
+            assert_eq!(o, Outcome::Error { code: "Unavailable".into(), reason: SHED_REASON.into() });
+            assert_eq!(m, None);
+        }
+        // Another UNAVAILABLE reason is still a decision that has to match the case.
+        let (_, m) = judge(Expected::Issue, None, false, &Err(refusal("MUNICIPALITY_SUSPENDED")));
+        assert!(m.is_some());
     }
 
     #[test]

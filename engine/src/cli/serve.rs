@@ -47,6 +47,18 @@ pub struct Args {
     /// --insecure-dev); the bound address is printed as `bcl metrics on ADDR`.
     #[arg(long)]
     pub metrics_listen: Option<String>,
+    /// Issue load shedding: issuances running at once (default: cores + 1).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
+    /// Issue load shedding: requests waiting for a slot before new ones are shed (default: 4 × in flight).
+    #[arg(long)]
+    pub max_queue: Option<usize>,
+    /// Issue load shedding: longest wait for a slot, ms, before the request is shed with UNAVAILABLE.
+    #[arg(long)]
+    pub max_queue_wait_ms: Option<u64>,
+    /// No load shedding: every Issue is admitted at once, however many wait (for comparison runs).
+    #[arg(long, conflicts_with_all = ["max_in_flight", "max_queue", "max_queue_wait_ms"])]
+    pub no_shed: bool,
     /// The other centre's address (e.g. 127.0.0.1:50052): run as one of two replicated centres
     /// (docs/replication.md). Without it the engine runs alone.
     #[arg(long)]
@@ -107,6 +119,7 @@ pub fn run(args: Args) -> CliResult {
         rate_per_second: args.rate_limit,
         rate_burst: args.rate_burst,
         max_deadline,
+        shedding: shedding(&args),
     };
     if let Some(dir) = &options.tls_dir {
         // Fail before opening the log: a missing certificate is a configuration error, not a runtime one.
@@ -173,6 +186,20 @@ pub fn run(args: Args) -> CliResult {
         println!("bcl listening on {addr}");
         crate::server::serve_with(engine, listener, shutdown_signal(), options).await
     })
+}
+
+fn shedding(args: &Args) -> Option<crate::shed::Config> {
+    if args.no_shed {
+        return None;
+    }
+    let mut c = crate::shed::Config::default();
+    if let Some(n) = args.max_in_flight {
+        c.max_in_flight = n.max(1);
+        c.max_queue = 4 * c.max_in_flight;
+    }
+    c.max_queue = args.max_queue.unwrap_or(c.max_queue);
+    c.max_queue_wait = args.max_queue_wait_ms.map_or(c.max_queue_wait, std::time::Duration::from_millis);
+    Some(c)
 }
 
 async fn shutdown_signal() {

@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub rate_burst: f64,
     /// The longest a call may take; a client's shorter `grpc-timeout` is honoured, a longer one capped.
     pub max_deadline: Duration,
+    /// Admission limits for Issue (load shedding, `crate::shed`); `None` admits everything.
+    pub shedding: Option<crate::shed::Config>,
 }
 
 impl ServeOptions {
@@ -56,6 +58,7 @@ impl Default for ServeOptions {
             rate_per_second: DEFAULT_RATE_PER_SECOND,
             rate_burst: DEFAULT_RATE_BURST,
             max_deadline: DEFAULT_MAX_DEADLINE,
+            shedding: Some(crate::shed::Config::default()),
         }
     }
 }
@@ -67,13 +70,24 @@ pub const DEFAULT_RATE_BURST: f64 = 2000.0;
 /// An Issue takes milliseconds; a whole `Audit.Reproduce` of a large certificate well under a second.
 pub const DEFAULT_MAX_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Serves plaintext with every right (see [`ServeOptions::insecure_dev`]) until `shutdown` resolves.
+/// Serves plaintext with every right (see [`ServeOptions::insecure_dev`]) and the default load shedding for
+/// Issue until `shutdown` resolves.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     serve_with(engine, listener, shutdown, ServeOptions::insecure_dev()).await
+}
+
+/// [`serve`] with the given admission limits for Issue; `None` admits everything (comparison runs).
+pub async fn serve_with_shedding(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    shedding: Option<crate::shed::Config>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_with(engine, listener, shutdown, ServeOptions { shedding, ..ServeOptions::insecure_dev() }).await
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight calls finish. Every answered
@@ -84,7 +98,8 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
     options: ServeOptions,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let services = Services { engine };
+    let admission = options.shedding.clone().map(|c| Arc::new(crate::shed::Admission::new(c)));
+    let services = Services { engine, admission };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<Services>>().await;
     health.set_serving::<IssuanceServer<Services>>().await;

@@ -57,6 +57,8 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + 
 #[derive(Clone)]
 pub struct Services {
     pub engine: Arc<Engine>,
+    /// Load shedding for Issue (`shed.rs`); `None` admits everything.
+    pub admission: Option<Arc<crate::shed::Admission>>,
 }
 
 #[tonic::async_trait]
@@ -100,7 +102,9 @@ impl Issuance for Services {
         }
         let kind = type_name(request.get_ref().r#type);
         let started = std::time::Instant::now();
-        let result = self.engine.issue(request.into_inner()).await.map_err(to_status);
+        let (engine, req) = (self.engine.clone(), request.into_inner());
+        let work = async move { engine.issue(req).await };
+        let result = crate::shed::run(self.admission.as_deref(), work).await.map_err(to_status);
         let outcome = outcome_of(&result);
         if result.is_err() {
             metrics::counter!(t::REFUSALS, "reason" => outcome.clone()).increment(1);

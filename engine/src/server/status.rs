@@ -32,6 +32,11 @@ pub fn to_status(err: EngineError) -> Status {
             "REQUEST_ID_REUSED",
             "request_id was already used with other parameters".into(),
         ),
+        e @ EngineError::Overloaded(cause) => Status::with_error_details(
+            Code::Unavailable,
+            e.to_string(),
+            ErrorDetails::with_error_info("ENGINE_OVERLOADED", DOMAIN, [("cause".to_string(), cause.to_string())]),
+        ),
         EngineError::Forwarded(status) => status,
         EngineError::Unavailable(m) => with_reason(Code::Unavailable, "CENTRE_UNAVAILABLE", m),
         e @ EngineError::Diverged(_) => {
