@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace --release --no-fail-fast
+# A short bounded fuzz run of every fuzz target (docs/fuzzing.md): fails on any crash.
+scripts/fuzz.sh 15

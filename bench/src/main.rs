@@ -6,6 +6,7 @@
 //!   cargo run --release -p bcl-bench -- ingest      # durable ingest throughput over gRPC
 //!   cargo run --release -p bcl-bench -- catalogue   # every certificate type, 1 and 4 sheets
 //!   cargo run --release -p bcl-bench -- audit       # Merkle hashing, proofs, auditor's fold
+//!   cargo run --release -p bcl-bench -- fold        # the projection rebuild alone (for profiling)
 //!   cargo run --release -p bcl-bench -- compare     # the same 住民票 by this engine, Typst and Chromium
 //!   cargo run --release -p bcl-bench -- h2load      # kiosk-load's client vs h2load on the same server
 //!   cargo run --release -p bcl-bench -- breakdown   # one Issue step by step, in process and over gRPC
@@ -15,6 +16,7 @@
 mod audit;
 mod breakdown;
 mod catalogue;
+mod fold;
 mod compare;
 mod h2load;
 mod ingest;
@@ -33,6 +35,7 @@ fn main() {
         "issue" => issue::run(rest),
         "ingest" => ingest::run(rest),
         "audit" => audit::run(rest),
+        "fold" => fold::run(rest),
         "catalogue" => catalogue::run(rest),
         "compare" => compare::run(rest),
         "render-one" => compare::render_one(rest),

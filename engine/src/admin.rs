@@ -12,7 +12,7 @@ const MAX_TEXT: usize = 64;
 /// The actor recorded for an admin change made in-process (no network caller), e.g. by a benchmark.
 pub const LOCAL_ACTOR: &str = "engine-local";
 
-fn check_code(code: &str) -> Result<(), EngineError> {
+pub(crate) fn check_code(code: &str) -> Result<(), EngineError> {
     if bcl_projections::validate::check_municipality_code(code).is_ok() {
         Ok(())
     } else {

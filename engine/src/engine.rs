@@ -9,8 +9,7 @@ use crate::projection::Projection;
 use crate::secrets::MasterSecret;
 use crate::storage::{LogStore, SledStore};
 use crate::writer::{AppendOutcome, Command, Writer};
-use bcl_proto::{ChangeEvent, LogLeaf};
-use prost::Message;
+use bcl_proto::ChangeEvent;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
@@ -40,6 +39,8 @@ pub struct Engine {
     pub(crate) renderer: Arc<crate::render::Renderer>,
     pub(crate) secret: MasterSecret,
     pub(crate) cache: crate::issuance::CertificateCache,
+    /// Per-resident keys of the sealed personal data, outside the log (`keystore`).
+    pub(crate) keys: Arc<crate::keystore::KeyStore>,
     data_dir: PathBuf,
 }
 
@@ -61,6 +62,13 @@ impl Engine {
         Self::with_parts(store, secret, signer, Arc::new(renderer), config.clock, config.data_dir)
     }
 
+    /// Opens the key store of a data directory (`<data-dir>/keys`, owner-only).
+    pub fn open_keys(data_dir: &Path) -> Result<Arc<crate::keystore::KeyStore>, EngineError> {
+        crate::keystore::KeyStore::open(&data_dir.join("keys"))
+            .map(Arc::new)
+            .map_err(|e| EngineError::Internal(format!("cannot open the key store: {e}")))
+    }
+
     pub fn with_parts(
         store: Arc<dyn LogStore>,
         secret: MasterSecret,
@@ -69,8 +77,9 @@ impl Engine {
         clock: Clock,
         data_dir: PathBuf,
     ) -> Result<Arc<Engine>, EngineError> {
-        let projection = rebuild(store.as_ref())?;
-        Self::assemble(store, projection, secret, signer, renderer, clock, data_dir, None)
+        let keys = Self::open_keys(&data_dir)?;
+        let projection = rebuild(store.as_ref(), &keys)?;
+        Self::assemble(store, projection, keys, secret, signer, renderer, clock, data_dir, None)
     }
 
     /// Opens a data directory as one of two replicated centres (East/West): agrees with the other centre
@@ -94,7 +103,8 @@ impl Engine {
             None => crate::render::Renderer::load_default(),
         }
         .map_err(|e| EngineError::Internal(format!("cannot load fonts: {e}")))?;
-        let mut projection = rebuild(store.as_ref())?;
+        let keys = Self::open_keys(&config.data_dir)?;
+        let mut projection = rebuild(store.as_ref(), &keys)?;
         // Answer the other centre's status questions while deciding, so two centres starting together agree.
         let (stop_starting, starting) = tokio::sync::oneshot::channel::<()>();
         let mut starting_server = None;
@@ -131,11 +141,12 @@ impl Engine {
         }
         let start = start?;
         if start.discarded > 0 {
-            projection = rebuild(store.as_ref())?;
+            projection = rebuild(store.as_ref(), &keys)?;
         }
         let engine = Self::assemble(
             store,
             projection,
+            keys,
             secret,
             signer,
             Arc::new(renderer),
@@ -153,6 +164,7 @@ impl Engine {
     fn assemble(
         store: Arc<dyn LogStore>,
         projection: Projection,
+        keys: Arc<crate::keystore::KeyStore>,
         secret: MasterSecret,
         signer: NoteSigner,
         renderer: Arc<crate::render::Renderer>,
@@ -196,6 +208,7 @@ impl Engine {
             renderer,
             secret,
             cache: crate::issuance::CertificateCache::new(256 * 1024 * 1024),
+            keys,
             data_dir,
         }))
     }
@@ -242,15 +255,58 @@ impl Engine {
 
     /// Appends change events atomically and durably (the data link, `Ingest.Append`).
     pub async fn append(&self, events: Vec<ChangeEvent>) -> Result<AppendOutcome, EngineError> {
-        crate::ingest::validate_batch(&events)?;
+        let has_seal = events.iter().any(|e| matches!(e.body, Some(bcl_proto::change_event::Body::SealRegistered(_))));
+        let events = if has_seal {
+            // Validation decodes seal images (up to a few seconds of CPU for a 64 MiB request of the largest
+            // ones): keep that off the async workers that serve every other caller.
+            tokio::task::spawn_blocking(move || crate::ingest::validate_batch(&events).map(|()| events))
+                .await
+                .map_err(|_| EngineError::Internal("validation task failed".into()))??
+        } else {
+            crate::ingest::validate_batch(&events)?;
+            events
+        };
         if let Some(r) = self.follower() {
             return r.forward_append(events).await;
         }
         let at = self.clock.now().to_rfc3339();
-        self.writer.submit(|reply| Command::Append { events, at, reply }).await
+        // Personal fields are sealed here, off the writer thread and before any leaf is hashed.
+        let prepared = crate::keystore::seal::prepare_events(&self.keys, &events)
+            .map_err(|e| EngineError::Internal(format!("cannot seal personal data: {e}")))?;
+        self.writer.submit(|reply| Command::Append { events, prepared, at, reply }).await
+    }
+
+    /// Crypto-shredding (`bcl admin forget`): records a `Forgotten` leaf, whose fold erases the resident's
+    /// keys, so their sealed events become unreadable here and in any engine that folds this log. The
+    /// resident must be known to the municipality. Returns the leaf's position.
+    pub async fn forget(&self, municipality: &str, resident_id: &str, actor: &str) -> Result<u64, EngineError> {
+        let known = {
+            let proj = self.projection.read().expect("projection lock");
+            proj.state.municipality(municipality).is_some_and(|m| m.resident(resident_id).is_some())
+        };
+        if !known {
+            return Err(EngineError::NotFound("resident".into()));
+        }
+        if actor.is_empty() || actor.len() > 64 {
+            return Err(EngineError::Invalid("actor must be 1 to 64 bytes".into()));
+        }
+        let forgotten = bcl_proto::Forgotten {
+            municipality_code: municipality.to_owned(),
+            resident_id: resident_id.to_owned(),
+            at: self.clock.now().to_rfc3339(),
+            actor: actor.to_owned(),
+        };
+        self.writer.submit(|reply| Command::Forget { forgotten, reply }).await
+    }
+
+    /// The key store (replication ships its entries alongside the log).
+    pub fn key_store(&self) -> &Arc<crate::keystore::KeyStore> {
+        &self.keys
     }
 
     pub fn municipality_status(&self, code: &str) -> Result<bcl_proto::MunicipalityStatus, EngineError> {
+        // Only a well-formed code is echoed back: anything else is the caller's input, not an identifier.
+        crate::admin::check_code(code)?;
         let proj = self.projection.read().expect("projection lock");
         proj.state.status(code).ok_or_else(|| EngineError::NotFound(format!("municipality {code}")))
     }
@@ -260,27 +316,52 @@ fn io_error(e: std::io::Error) -> EngineError {
     EngineError::Internal(format!("listener: {e}"))
 }
 
-/// Folds every durable leaf, in order. A leaf that does not decode means the log is damaged: refuse to
-/// start rather than serve certificates from a partial history.
-fn rebuild(store: &dyn LogStore) -> Result<Projection, EngineError> {
+/// Folds every durable leaf, in order. A leaf that does not decode, or sealed personal data that does not
+/// authenticate, means the log is damaged: refuse to start rather than serve certificates from a partial
+/// history. Sealed events whose key was erased fold as a forgotten resident's.
+fn rebuild(store: &dyn LogStore, keys: &Arc<crate::keystore::KeyStore>) -> Result<Projection, EngineError> {
     const CHUNK: usize = 8192;
-    let mut projection = Projection::default();
+    let mut projection = Projection::with_keys(keys.clone(), true);
     let len = store.len();
+    // Reading, decoding and unsealing run a chunk ahead of the fold, on the other core.
     let mut from = 0;
-    while from < len {
-        let chunk = store.read(from, CHUNK)?;
-        if chunk.is_empty() {
-            return Err(crate::storage::StorageError::Corrupt { position: from, what: "leaf missing" }.into());
-        }
-        for (position, bytes) in chunk {
-            if position != projection.leaf_count {
-                return Err(crate::storage::StorageError::Corrupt { position, what: "positions out of order" }.into());
+    let chunks = std::iter::from_fn(|| {
+        (from < len).then(|| {
+            let chunk = store.read(from, CHUNK)?;
+            if chunk.is_empty() {
+                return Err(crate::storage::StorageError::Corrupt { position: from, what: "leaf missing" }.into());
             }
-            let leaf = LogLeaf::decode(bytes.as_slice())
-                .map_err(|_| crate::storage::StorageError::Corrupt { position, what: "leaf does not decode" })?;
-            projection.apply(&leaf);
-            from = position + 1;
+            let mut leaves = Vec::with_capacity(chunk.len());
+            for (position, bytes) in chunk {
+                if position != from {
+                    return Err(
+                        crate::storage::StorageError::Corrupt { position, what: "positions out of order" }.into()
+                    );
+                }
+                leaves.push(bytes);
+                from += 1;
+            }
+            Ok::<_, EngineError>(leaves)
+        })
+    });
+    let mut undecodable = None;
+    crate::projection::fold_pipelined(&mut projection, chunks, |_, position, decoded| {
+        if decoded.is_undecodable() && undecodable.is_none() {
+            undecodable = Some(position);
         }
+    })?;
+    if let Some(position) = undecodable {
+        return Err(crate::storage::StorageError::Corrupt { position, what: "leaf does not decode" }.into());
+    }
+    if let Some(&(position, _)) = projection.first_damaged() {
+        return Err(crate::storage::StorageError::Corrupt {
+            position,
+            what: "sealed personal data does not authenticate",
+        }
+        .into());
+    }
+    if let Some(e) = projection.erase_failure.take() {
+        return Err(EngineError::Internal(format!("cannot erase a forgotten resident's key: {e}")));
     }
     Ok(projection)
 }

@@ -47,11 +47,19 @@ fn validate(req: &IssueRequest) -> Result<(), EngineError> {
     if req.request_id.is_empty() || req.request_id.len() > 128 {
         return Err(invalid("request_id: required, at most 128 bytes"));
     }
-    if req.kiosk_id.len() > 64 {
-        return Err(invalid("kiosk_id: at most 64 bytes"));
+    if req.kiosk_id.len() > 64 || req.kiosk_id.chars().any(char::is_control) {
+        return Err(invalid("kiosk_id: at most 64 bytes, no control characters"));
     }
     if req.subject_resident_ids.len() > 32 {
         return Err(invalid("subject_resident_ids: at most 32 residents"));
+    }
+    // Refusals are logged with their request: unbounded identifiers would let a caller write anything it
+    // likes into the log.
+    if !req.card_serial.is_empty() && !bcl_projections::validate::is_valid_id(&req.card_serial) {
+        return Err(invalid("card_serial: at most 64 bytes of A-Z a-z 0-9 _ - ."));
+    }
+    if !req.subject_resident_ids.iter().all(|id| bcl_projections::validate::is_valid_id(id)) {
+        return Err(invalid("subject_resident_ids: each at most 64 bytes of A-Z a-z 0-9 _ - ."));
     }
     match bcl_proto::Centre::try_from(req.centre) {
         Ok(bcl_proto::Centre::East | bcl_proto::Centre::West) => {}
@@ -295,20 +303,28 @@ impl Engine {
     /// Folds the log prefix `[0, as_of)` and prepares the certificate again with the recorded request and
     /// clock: the exact record the certificate was rendered from.
     fn prepared_from_history(&self, record: &IssuanceRecord) -> Result<(Prepared, JstDateTime), EngineError> {
-        let mut projection = crate::projection::Projection::default();
-        let mut from = 0;
-        while from < record.as_of_position {
-            let chunk = self.store.read(from, (record.as_of_position - from).min(8192) as usize)?;
-            if chunk.is_empty() {
-                return Err(EngineError::Internal("log shorter than the issuance's snapshot".into()));
+        let mut projection = crate::projection::Projection::with_keys(self.keys.clone(), false);
+        let (mut from, end) = (0, record.as_of_position);
+        let chunks = std::iter::from_fn(|| {
+            (from < end).then(|| {
+                let chunk = self.store.read(from, (end - from).min(8192) as usize)?;
+                if chunk.is_empty() {
+                    return Err(EngineError::Internal("log shorter than the issuance's snapshot".into()));
+                }
+                from += chunk.len() as u64;
+                Ok(chunk.into_iter().map(|(_, leaf)| leaf).collect::<Vec<_>>())
+            })
+        });
+        let mut undecodable = None;
+        crate::projection::fold_pipelined(&mut projection, chunks, |_, position, decoded| {
+            if decoded.is_undecodable() {
+                undecodable.get_or_insert(position);
             }
-            for (position, bytes) in chunk {
-                let leaf = LogLeaf::decode(bytes.as_slice())
-                    .map_err(|_| EngineError::Internal(format!("leaf {position} does not decode")))?;
-                projection.apply(&leaf);
-                from = position + 1;
-            }
+        })?;
+        if let Some(position) = undecodable {
+            return Err(EngineError::Internal(format!("leaf {position} does not decode")));
         }
+        check_sources_readable(&projection, record)?;
         prepared_from_state(&projection.state, record)
     }
 
@@ -347,9 +363,38 @@ fn prepared_from_state(state: &bcl_projections::State, record: &IssuanceRecord) 
     let req = record.request.clone().ok_or_else(|| EngineError::Internal("issuance without request".into()))?;
     let now = JstDateTime::parse_rfc3339(&record.issued_at)
         .map_err(|_| EngineError::Internal("issuance with an unreadable clock".into()))?;
-    let prepared = prepare(state, record.as_of_position, &req, now, &record.certificate_id)
-        .map_err(|e| EngineError::Internal(format!("reproduction: the history no longer allows this certificate ({e})")))?;
+    let prepared = prepare(state, record.as_of_position, &req, now, &record.certificate_id).map_err(|e| match e {
+        // Crypto-shredding, not damage: say so.
+        EngineError::Refused(r) if r.reason == RefusalReason::PersonalDataErased => forgotten_error(),
+        e => EngineError::Internal(format!("reproduction: the history no longer allows this certificate ({e})")),
+    })?;
     Ok((prepared, now))
+}
+
+fn forgotten_error() -> EngineError {
+    EngineError::refused(
+        RefusalReason::PersonalDataErased,
+        "the certificate cannot be reproduced: personal data it was printed from was erased (forgotten)",
+    )
+}
+
+/// A certificate printed from a sealed event that the fold could not read cannot be reproduced: the
+/// resident was forgotten (or, for an auditor, the key-store snapshot lacks the key). Damaged ciphertext
+/// is a different failure and is reported as such.
+pub fn check_sources_readable(
+    projection: &crate::projection::Projection,
+    record: &IssuanceRecord,
+) -> Result<(), EngineError> {
+    for &p in &record.source_positions {
+        if let Ok(i) = projection.unreadable().binary_search_by_key(&p, |(q, _)| *q) {
+            let e = &projection.unreadable()[i].1;
+            return Err(match e {
+                crate::keystore::seal::UnsealError::KeyMissing => forgotten_error(),
+                e => EngineError::Internal(format!("sealed event at position {p}: {e}")),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Renders a prepared certificate and checks the bytes against the recorded digest: a mismatch is an audit

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod issuance;
+pub mod keystore;
 pub mod projection;
 pub mod replication;
 pub mod router;

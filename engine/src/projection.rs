@@ -1,11 +1,20 @@
 //! The engine's in-memory projection: the pure fold of the whole log (from `bcl-projections`) plus the few
 //! facts the writer needs to decide whether an issuance prepared against an earlier snapshot is still valid.
+//!
+//! Sealed change events are unsealed here, with the key store, before the pure fold sees them; a leaf
+//! whose key is gone folds as a forgotten resident's event. The live projection (rebuild on start and the
+//! writer) also *erases* a resident's keys when it folds their `Forgotten` leaf, so any engine folding the
+//! same log (a restarted one, a replica) forgets too; folds made for reproduction or audit only read keys.
 
+use crate::keystore::seal::{clear_part, unseal_into, unseal_ref, SealedRef, UnsealError};
+use crate::keystore::KeyStore;
 use bcl_projections::State;
-use bcl_proto::{log_leaf::Kind, LogLeaf};
+use bcl_proto::{log_leaf::Kind, ChangeEvent, LogLeaf};
+use prost::Message;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-#[derive(Default)]
 pub struct Projection {
     pub state: State,
     /// Number of leaves folded so far = the position the next leaf will get.
@@ -17,34 +26,118 @@ pub struct Projection {
     pub leadership: Option<(u64, bcl_proto::Leadership)>,
     /// Position of the first Leadership leaf of the current epoch (where the current primary took over).
     pub epoch_start: Option<u64>,
+    keys: Arc<KeyStore>,
+    /// Erase keys on `Forgotten` leaves (the engine's own projection only).
+    erase_on_forget: bool,
+    /// Sealed leaves whose personal part could not be read, ascending: (position, why).
+    unreadable: Vec<(u64, UnsealError)>,
+    /// An erasure that failed (the key store could not be written): the caller must not go on as if the
+    /// resident were forgotten.
+    pub erase_failure: Option<String>,
+}
+
+impl Default for Projection {
+    /// A fold without keys: sealed events stay sealed (an auditor without a key-store snapshot).
+    fn default() -> Self {
+        Projection::with_keys(Arc::new(KeyStore::empty()), false)
+    }
 }
 
 impl Projection {
+    pub fn with_keys(keys: Arc<KeyStore>, erase_on_forget: bool) -> Projection {
+        Projection {
+            state: State::default(),
+            leaf_count: 0,
+            last_change: HashMap::new(),
+            keys,
+            erase_on_forget,
+            unreadable: Vec::new(),
+            erase_failure: None,
+            leadership: None,
+            epoch_start: None,
+        }
+    }
+
     pub fn apply(&mut self, leaf: &LogLeaf) {
         let position = self.leaf_count;
-        self.state.apply(position, leaf);
         let municipality = match &leaf.kind {
-            Some(Kind::ChangeEvent(e)) => Some(&e.municipality_code),
-            Some(Kind::Admin(a)) => Some(&a.municipality_code),
-            Some(Kind::LinkAnomaly(a)) => Some(&a.municipality_code),
-            // Issuances and refusals change neither eligibility nor printed data.
-            Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | None => None,
-            Some(Kind::Leadership(l)) => {
-                if self.leadership.as_ref().is_none_or(|(_, old)| old.epoch != l.epoch) {
-                    self.epoch_start = Some(position);
+            Some(Kind::SealedChangeEvent(sealed)) => match clear_part(sealed) {
+                Ok((mut ev, digest)) => {
+                    let readable = match unseal_into(&self.keys, sealed, &mut ev) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            // A failed merge may have left part of the personal fields in `ev`.
+                            if let Ok((clear, _)) = clear_part(sealed) {
+                                ev = clear;
+                            }
+                            self.unreadable.push((position, e));
+                            false
+                        }
+                    };
+                    self.state.apply_sealed_change(position, &ev, digest, readable);
+                    Some(ev.municipality_code)
                 }
-                self.leadership = Some((position, l.clone()));
-                None
+                Err(e) => {
+                    self.unreadable.push((position, e));
+                    self.state.apply(position, leaf);
+                    None
+                }
+            },
+            _ => {
+                self.state.apply(position, leaf);
+                match &leaf.kind {
+                    Some(Kind::ChangeEvent(e)) => Some(e.municipality_code.clone()),
+                    Some(Kind::Admin(a)) => Some(a.municipality_code.clone()),
+                    Some(Kind::LinkAnomaly(a)) => Some(a.municipality_code.clone()),
+                    Some(Kind::Forgotten(f)) => {
+                        if self.erase_on_forget {
+                            let subject = crate::keystore::subject(&f.municipality_code, &f.resident_id);
+                            if let Err(e) = self.keys.delete_subject(&subject) {
+                                self.erase_failure = Some(e.to_string());
+                            }
+                        }
+                        Some(f.municipality_code.clone())
+                    }
+                    Some(Kind::Leadership(l)) => {
+                        if self.leadership.as_ref().is_none_or(|(_, old)| old.epoch != l.epoch) {
+                            self.epoch_start = Some(position);
+                        }
+                        self.leadership = Some((position, l.clone()));
+                        None
+                    }
+                    // Issuances and refusals change neither eligibility nor printed data.
+                    Some(Kind::Issuance(_)) | Some(Kind::Refusal(_)) | Some(Kind::SealedChangeEvent(_)) | None => None,
+                }
             }
         };
         if let Some(code) = municipality {
-            let code = code.clone();
             self.touch(&code, position);
         }
         self.leaf_count += 1;
     }
 
-    /// Folds a change event as a leaf, with its digest already computed (the ingest hot path).
+    /// Folds a leaf prepared by [`decode_leaf`] (possibly on another thread): the same as [`Projection::apply`]
+    /// on the leaf it was decoded from.
+    pub fn apply_decoded(&mut self, decoded: DecodedLeaf) {
+        let position = self.leaf_count;
+        match decoded {
+            DecodedLeaf::Plain { ev, digest } => return self.apply_change_event(&ev, digest),
+            DecodedLeaf::Sealed { ev, digest, unreadable } => {
+                let readable = unreadable.is_none();
+                if let Some(e) = unreadable {
+                    self.unreadable.push((position, e));
+                }
+                self.state.apply_sealed_change(position, &ev, digest, readable);
+                self.touch(&ev.municipality_code, position);
+                self.leaf_count += 1;
+            }
+            DecodedLeaf::Other(leaf) => self.apply(&leaf),
+            DecodedLeaf::Undecodable => self.apply(&LogLeaf { kind: None }),
+        }
+    }
+
+    /// Folds a change event as a leaf, with its digest already computed (the ingest hot path: the writer
+    /// holds the plaintext, sealed or not, so nothing is unsealed here).
     pub fn apply_change_event(&mut self, ev: &bcl_proto::ChangeEvent, digest: [u8; 32]) {
         let position = self.leaf_count;
         self.state.apply_change_event(position, ev, digest);
@@ -69,5 +162,227 @@ impl Projection {
     /// Whether anything about `municipality` changed at or after `position`.
     pub fn changed_since(&self, municipality: &str, position: u64) -> bool {
         self.last_change.get(municipality).is_some_and(|&p| p >= position)
+    }
+
+    /// Sealed leaves folded without their personal part, ascending by position.
+    pub fn unreadable(&self) -> &[(u64, UnsealError)] {
+        &self.unreadable
+    }
+
+    /// The first sealed leaf that was altered (its key is there, its ciphertext does not authenticate, or it
+    /// does not parse): damage, as opposed to a forgotten resident.
+    pub fn first_damaged(&self) -> Option<&(u64, UnsealError)> {
+        self.unreadable.iter().find(|(_, e)| *e != UnsealError::KeyMissing)
+    }
+
+    /// Whether the leaf at `position` is a sealed event that was folded without its personal part.
+    pub fn is_unreadable(&self, position: u64) -> bool {
+        self.unreadable.binary_search_by_key(&position, |(p, _)| *p).is_ok()
+    }
+
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+}
+
+/// A leaf decoded, hashed and unsealed: everything of folding that needs no projection state, so a rebuild
+/// can do it on a second core while the fold runs ([`fold_pipelined`]).
+pub enum DecodedLeaf {
+    /// A plain change event and its digest (SHA-256 of its encoding, as the writer computed it).
+    Plain { ev: ChangeEvent, digest: [u8; 32] },
+    /// A sealed change event: whole if it could be unsealed, otherwise its readable part and why not.
+    Sealed { ev: ChangeEvent, digest: [u8; 32], unreadable: Option<UnsealError> },
+    /// Any other kind of leaf.
+    Other(LogLeaf),
+    /// Not a `LogLeaf` (folded as an empty leaf to keep positions aligned).
+    Undecodable,
+}
+
+impl DecodedLeaf {
+    pub fn is_undecodable(&self) -> bool {
+        matches!(self, DecodedLeaf::Undecodable)
+    }
+}
+
+/// First byte of an encoded `LogLeaf` holding a change event (field 1, length-delimited).
+const CHANGE_EVENT_TAG: u8 = 0x0A;
+
+/// First byte of an encoded `LogLeaf` holding a sealed change event (field 6, length-delimited).
+const SEALED_TAG: u8 = 0x32;
+
+pub fn decode_leaf(keys: &KeyStore, bytes: &[u8]) -> DecodedLeaf {
+    // Sealed events, most of the log, are read in place: the fields are borrowed, not copied.
+    if bytes.first() == Some(&SEALED_TAG) {
+        if let Some(sealed) = canonical_event_bytes(bytes).and_then(SealedRef::parse) {
+            if let Ok((mut ev, digest)) = sealed.clear_part() {
+                let unreadable = unseal_ref(keys, &sealed, &mut ev).err();
+                if unreadable.is_some() {
+                    // A failed merge may have left part of the personal fields in `ev`.
+                    if let Ok((clear, _)) = sealed.clear_part() {
+                        ev = clear;
+                    }
+                }
+                return DecodedLeaf::Sealed { ev, digest, unreadable };
+            }
+        }
+    }
+    let Ok(leaf) = LogLeaf::decode(bytes) else { return DecodedLeaf::Undecodable };
+    match leaf.kind {
+        Some(Kind::ChangeEvent(ev)) => {
+            // The writer's digest is SHA-256 of the event's encoding, which is the leaf minus its tag and length
+            // when the leaf is canonical; otherwise fall back to re-encoding, as the pure fold does.
+            let digest = match canonical_event_bytes(bytes) {
+                Some(event) if bytes[0] == CHANGE_EVENT_TAG && event.len() == ev.encoded_len() => {
+                    Sha256::digest(event).into()
+                }
+                _ => bcl_projections::event_digest(&ev),
+            };
+            DecodedLeaf::Plain { ev, digest }
+        }
+        Some(Kind::SealedChangeEvent(sealed)) => match clear_part(&sealed) {
+            Ok((mut ev, digest)) => {
+                let unreadable = unseal_into(keys, &sealed, &mut ev).err();
+                if unreadable.is_some() {
+                    // A failed merge may have left part of the personal fields in `ev`.
+                    if let Ok((clear, _)) = clear_part(&sealed) {
+                        ev = clear;
+                    }
+                }
+                DecodedLeaf::Sealed { ev, digest, unreadable }
+            }
+            Err(_) => DecodedLeaf::Other(LogLeaf { kind: Some(Kind::SealedChangeEvent(sealed)) }),
+        },
+        kind => DecodedLeaf::Other(LogLeaf { kind }),
+    }
+}
+
+/// The bytes after a leaf's one-byte tag and its varint length, if the length covers the rest exactly.
+fn canonical_event_bytes(bytes: &[u8]) -> Option<&[u8]> {
+    let mut rest = bytes.get(1..)?;
+    let len = prost::encoding::decode_varint(&mut rest).ok()?;
+    (len as usize == rest.len()).then_some(rest)
+}
+
+/// Folds a sequence of leaves into `projection`. Decoding and unsealing (most of the cost of a sealed leaf:
+/// protobuf decoding, XChaCha20-Poly1305, merging the personal part) run on worker threads, chunks handed out
+/// round robin and collected in the same order, while this thread folds; the fold itself stays sequential.
+/// `chunks` yields the leaves in log order from `projection.leaf_count`; `before` is called with each
+/// position before its leaf is folded and with the decoded leaf (the auditor re-renders certificates there
+/// and notes undecodable leaves).
+pub fn fold_pipelined<C, L, E>(
+    projection: &mut Projection,
+    chunks: C,
+    mut before: impl FnMut(&Projection, u64, &DecodedLeaf),
+) -> Result<(), E>
+where
+    C: Iterator<Item = Result<Vec<L>, E>> + Send,
+    L: AsRef<[u8]> + Send,
+    E: Send,
+{
+    // Two decoders and the fold keep two cores busy; more only helps on bigger machines.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 4);
+    let keys = projection.keys.clone();
+    std::thread::scope(|scope| {
+        let mut inputs = Vec::with_capacity(workers);
+        let mut outputs = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Result<Vec<L>, E>>(2);
+            let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Result<Vec<DecodedLeaf>, E>>(2);
+            let keys = keys.clone();
+            scope.spawn(move || {
+                for chunk in in_rx {
+                    let decoded = chunk.map(|leaves| leaves.iter().map(|b| decode_leaf(&keys, b.as_ref())).collect());
+                    if out_tx.send(decoded).is_err() {
+                        return;
+                    }
+                }
+            });
+            inputs.push(in_tx);
+            outputs.push(out_rx);
+        }
+        // Reading the chunks (sled for a rebuild) happens on its own thread too; an error ends the stream.
+        scope.spawn(move || {
+            for (i, chunk) in chunks.enumerate() {
+                let stop = chunk.is_err();
+                if inputs[i % workers].send(chunk).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        for i in 0.. {
+            // A closed channel means the stream ended (or stopped at an error, which was delivered first).
+            let Ok(chunk) = outputs[i % workers].recv() else { break };
+            for decoded in chunk? {
+                before(projection, projection.leaf_count, &decoded);
+                projection.apply_decoded(decoded);
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::seal::prepare_events;
+    use bcl_proto::change_event::Body;
+    use prost::Message;
+
+    /// The engine folds what it appends from the plaintext (writer) and everything else from the stored
+    /// leaves (rebuild): both must reach the same state, before and after a resident is forgotten, or a
+    /// restart would change what certificates say.
+    #[test]
+    fn live_fold_and_rebuild_agree_before_and_after_forgetting() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyStore::open(dir.path()).unwrap());
+        let events = bcl_fixtures::generate(&bcl_fixtures::Spec { households: 8, ..Default::default() }).events;
+        let prepared = prepare_events(&keys, &events).unwrap();
+        let mut live = Projection::with_keys(keys.clone(), true);
+        let mut leaves: Vec<Vec<u8>> = Vec::new();
+        for (ev, p) in events.iter().zip(&prepared) {
+            live.apply_change_event(ev, p.digest);
+            leaves.push(p.leaf.clone());
+        }
+        let rebuild = |leaves: &[Vec<u8>]| {
+            let mut p = Projection::with_keys(keys.clone(), false);
+            for l in leaves {
+                p.apply(&LogLeaf::decode(l.as_slice()).unwrap());
+            }
+            p
+        };
+        let before = rebuild(&leaves);
+        assert!(before.unreadable().is_empty());
+        assert_eq!(before.state, live.state);
+
+        let (code, resident) = events
+            .iter()
+            .find_map(|e| match &e.body {
+                Some(Body::ResidentRegistered(r)) => Some((e.municipality_code.clone(), r.resident_id.clone())),
+                _ => None,
+            })
+            .unwrap();
+        let forgotten = LogLeaf {
+            kind: Some(Kind::Forgotten(bcl_proto::Forgotten {
+                municipality_code: code.clone(),
+                resident_id: resident.clone(),
+                at: "2026-04-01T10:00:00+09:00".into(),
+                actor: "test".into(),
+            })),
+        };
+        live.apply(&forgotten);
+        leaves.push(forgotten.encode_to_vec());
+        assert!(keys.by_subject(&crate::keystore::subject(&code, &resident)).is_empty(), "the fold erased the key");
+
+        let after = rebuild(&leaves);
+        assert!(!after.unreadable().is_empty());
+        assert!(after.unreadable().iter().all(|(_, e)| *e == UnsealError::KeyMissing));
+        assert_eq!(after.state, live.state, "a restart after forgetting rebuilds the same state");
+        let m = after.state.municipality(&code).unwrap();
+        assert!(m.is_forgotten(&resident));
+        let r = m.resident(&resident).unwrap();
+        assert!(r.family_name.is_empty() && r.address.is_empty() && r.personal_number.is_empty());
+        // Everyone else is intact and the municipality keeps being served.
+        assert!(m.residents().filter(|r| r.id != resident).all(|r| !r.family_name.is_empty()));
+        assert!(m.link().is_active());
     }
 }

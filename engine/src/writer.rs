@@ -12,12 +12,12 @@
 use crate::audit::log::AuditLog;
 use crate::commit_gate::CommitGate;
 use crate::error::EngineError;
+use crate::keystore::seal::PreparedEvent;
 use crate::projection::Projection;
 use crate::storage::LogStore;
 use bcl_projections::Admission;
 use bcl_proto::{log_leaf::Kind, AdminAction, ChangeEvent, IssuanceRecord, LinkAnomaly, LogLeaf};
 use prost::Message;
-use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -31,11 +31,19 @@ const MAX_LEAVES_PER_BATCH: usize = 65_536;
 pub type Check = Box<dyn FnOnce(&Projection) -> Result<(), EngineError> + Send>;
 
 pub enum Command {
-    Append { events: Vec<ChangeEvent>, at: String, reply: oneshot::Sender<Result<AppendOutcome, EngineError>> },
+    /// `prepared[i]` is the leaf and digest of `events[i]` (personal fields already sealed, see `keystore`).
+    Append {
+        events: Vec<ChangeEvent>,
+        prepared: Vec<PreparedEvent>,
+        at: String,
+        reply: oneshot::Sender<Result<AppendOutcome, EngineError>>,
+    },
     Issue { record: IssuanceRecord, still_valid: Check, reply: oneshot::Sender<Result<IssueCommit, EngineError>> },
     Admin { action: AdminAction, precondition: Check, reply: oneshot::Sender<Result<u64, EngineError>> },
     /// A refused issuance request, for the municipality's transaction log.
     Refusal { record: bcl_proto::RefusalRecord, reply: oneshot::Sender<Result<u64, EngineError>> },
+    /// Crypto-shredding: the fold of this leaf erases the resident's keys.
+    Forget { forgotten: bcl_proto::Forgotten, reply: oneshot::Sender<Result<u64, EngineError>> },
     /// Replication (follower only): leaves exactly as the primary stored them, at the primary's positions.
     /// Answered as soon as they are durable here (the primary is waiting for exactly that).
     Replicate { first_position: u64, leaves: Vec<Vec<u8>>, reply: oneshot::Sender<Result<u64, EngineError>> },
@@ -228,6 +236,7 @@ fn refuse(command: Command) {
         Command::Issue { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
         Command::Admin { reply, .. }
         | Command::Refusal { reply, .. }
+        | Command::Forget { reply, .. }
         | Command::Replicate { reply, .. }
         | Command::Leadership { reply, .. } => drop(reply.send(Err(EngineError::Poisoned))),
     }
@@ -247,7 +256,7 @@ fn push_leaf(proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, kind: Kind) -> u6
 
 /// The encoding of `LogLeaf { change_event: ev }` built from the event's own encoding: field 1, wire type 2
 /// (length-delimited), the length as a varint, then the bytes. Identical to prost's output for that leaf.
-fn change_event_leaf(event: &[u8]) -> Vec<u8> {
+pub(crate) fn change_event_leaf(event: &[u8]) -> Vec<u8> {
     let mut leaf = Vec::with_capacity(event.len() + 11);
     leaf.push(0x0A);
     prost::encoding::encode_varint(event.len() as u64, &mut leaf);
@@ -273,8 +282,9 @@ fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, se
         Command::Leadership { leadership, reply } => {
             Pending::Direct(reply, Ok(push_leaf(proj, leaves, Kind::Leadership(leadership))))
         }
-        Command::Append { events, at, reply } => {
-            let result = decide_append(events, &at, proj, leaves);
+        Command::Forget { reply, .. } if !sequencing => Pending::Admin(reply, Err(not_primary())),
+        Command::Append { events, prepared, at, reply } => {
+            let result = decide_append(events, prepared, &at, proj, leaves);
             Pending::Append(reply, result)
         }
         Command::Issue { record, still_valid, reply } => {
@@ -286,6 +296,14 @@ fn decide(command: Command, proj: &mut Projection, leaves: &mut Vec<Vec<u8>>, se
             Pending::Admin(reply, result)
         }
         Command::Refusal { record, reply } => Pending::Admin(reply, Ok(push_leaf(proj, leaves, Kind::Refusal(record)))),
+        Command::Forget { forgotten, reply } => {
+            let position = push_leaf(proj, leaves, Kind::Forgotten(forgotten));
+            let result = match proj.erase_failure.take() {
+                Some(e) => Err(EngineError::Internal(format!("the key could not be erased: {e}"))),
+                None => Ok(position),
+            };
+            Pending::Admin(reply, result)
+        }
     }
 }
 
@@ -322,20 +340,21 @@ fn decide_replicate(
 
 fn decide_append(
     events: Vec<ChangeEvent>,
+    mut prepared: Vec<PreparedEvent>,
     at: &str,
     proj: &mut Projection,
     leaves: &mut Vec<Vec<u8>>,
 ) -> Result<AppendOutcome, EngineError> {
-    // Each event is encoded and hashed once: the digest serves admission and the fold, the encoding
-    // becomes the stored leaf.
-    let encoded: Vec<Vec<u8>> = events.iter().map(Message::encode_to_vec).collect();
-    let digests: Vec<[u8; 32]> = encoded.iter().map(|e| Sha256::digest(e).into()).collect();
+    // Each event was encoded, sealed and hashed once before it reached the writer: the digest serves
+    // admission and the fold, the prepared leaf is what is stored.
+    let digests: Vec<[u8; 32]> = prepared.iter().map(|p| p.digest).collect();
     // Decide the whole request before folding any of it, so it stays all-or-nothing.
     let admissions = proj.state.admit_batch_with_digests(&events, &digests);
-    if let Some((ev, kind)) = events.iter().zip(&admissions).find_map(|(ev, a)| match a {
-        Admission::Conflict { kind } => Some((ev, *kind)),
+    if let Some((i, kind)) = admissions.iter().enumerate().find_map(|(i, a)| match a {
+        Admission::Conflict { kind } => Some((i, *kind)),
         _ => None,
     }) {
+        let ev = &events[i];
         // Fail closed: record the anomaly (digests only) so the suspension survives restarts, write
         // nothing else of this request, and tell the caller.
         let anomaly = LinkAnomaly {
@@ -343,7 +362,8 @@ fn decide_append(
             source_seq: ev.source_seq,
             event_id: ev.event_id.clone(),
             kind: "conflict".to_string(),
-            event_sha256: hex::encode(bcl_projections::event_digest(ev)),
+            // The digest admission compared: keyed for events with personal fields, so it reveals nothing.
+            event_sha256: hex::encode(digests[i]),
             at: at.to_string(),
         };
         let (municipality, source_seq) = (ev.municipality_code.clone(), ev.source_seq);
@@ -355,7 +375,7 @@ fn decide_append(
         let position = match admission {
             Admission::New => {
                 let position = proj.leaf_count;
-                leaves.push(change_event_leaf(&encoded[i]));
+                leaves.push(std::mem::take(&mut prepared[i].leaf));
                 proj.apply_change_event(ev, digests[i]);
                 position
             }

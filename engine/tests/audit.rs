@@ -409,11 +409,18 @@ async fn verify_passes_on_the_honest_log_and_names_every_kind_of_tampering() {
     let target = {
         use bcl_engine::storage::LogStore;
         let store = bcl_engine::storage::SledStore::open(&dir.path().join("log")).unwrap();
-        let mut leaf = store.read(k as u64, 1).unwrap().remove(0).1;
-        let event_id = match LogLeaf::decode(leaf.as_slice()).unwrap().kind {
-            Some(bcl_proto::log_leaf::Kind::ChangeEvent(e)) => e.event_id,
-            other => panic!("position {k} is not a change event: {other:?}"),
-        };
+        // A plain (unsealed) change event from position k on: the server must still start on the changed
+        // log (a sealed one would fail authentication and the server would refuse to start, as intended;
+        // tests/personal_data.rs covers that case).
+        let (k, mut leaf, event_id) = (k as u64..)
+            .find_map(|p| {
+                let leaf = store.read(p, 1).unwrap().remove(0).1;
+                match LogLeaf::decode(leaf.as_slice()).unwrap().kind {
+                    Some(bcl_proto::log_leaf::Kind::ChangeEvent(e)) => Some((p as usize, leaf, e.event_id)),
+                    _ => None,
+                }
+            })
+            .unwrap();
         let at = leaf
             .windows(event_id.len())
             .position(|w| w == event_id.as_bytes())

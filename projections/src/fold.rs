@@ -8,7 +8,8 @@
 use bcl_proto::change_event::Body;
 use bcl_proto::log_leaf::Kind;
 use bcl_proto::admin_action::Action;
-use bcl_proto::{AdminAction, ChangeEvent, DamageGrade, IssuanceRecord, LinkAnomaly, LogLeaf, RemovalReason};
+use bcl_proto::{AdminAction, ChangeEvent, DamageGrade, Forgotten, IssuanceRecord, LinkAnomaly, LogLeaf, RemovalReason};
+use prost::Message;
 use thiserror::Error;
 
 use crate::record::{Date, Sex};
@@ -51,9 +52,41 @@ impl State {
             Some(Kind::Admin(action)) => self.apply_admin(action),
             Some(Kind::LinkAnomaly(anomaly)) => self.apply_anomaly(anomaly),
             Some(Kind::Refusal(refusal)) => self.apply_refusal(position, refusal),
+            // Without the key store the personal part stays sealed: the event is folded as for a forgotten
+            // resident. The engine's projection unseals first and calls `apply_sealed_change` itself.
+            Some(Kind::SealedChangeEvent(sealed)) => match ChangeEvent::decode(sealed.event.as_slice()) {
+                Ok(ev) => self.apply_change_with_digest(position, &ev, sealed_digest(&sealed.digest), false),
+                Err(_) => self.ignored_leaves += 1,
+            },
+            Some(Kind::Forgotten(f)) => self.apply_forgotten(f),
             // Which centre sequences the log changes nothing a certificate shows or whether it may be issued.
             Some(Kind::Leadership(_)) => {}
             None => self.ignored_leaves += 1,
+        }
+    }
+
+    /// Folds the event of a `SealedChangeEvent` leaf: `readable` = the personal part was unsealed and merged
+    /// into `ev`; otherwise `ev` lacks its personal fields (the resident's key was erased or is not at hand)
+    /// and the resident is marked forgotten, which is the state a live fold reaches at the `Forgotten` leaf.
+    pub fn apply_sealed_change(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32], readable: bool) {
+        self.leaves = self.leaves.max(position.saturating_add(1));
+        self.apply_change_with_digest(position, ev, digest, readable);
+    }
+
+    /// Crypto-shredding reached the projection: the resident's personal fields are dropped exactly as the
+    /// fold of their sealed events without a key would have left them (see `personal::split`), so a
+    /// restarted engine, which can no longer read those events, rebuilds the same state. Events of theirs
+    /// still waiting in the backlog lose their personal fields too.
+    fn apply_forgotten(&mut self, f: &Forgotten) {
+        let Some(m) = self.municipality_mut(&f.municipality_code) else { return };
+        m.registry.forgotten.insert(f.resident_id.clone());
+        m.link.redact_backlog(|ev| {
+            if crate::personal::sealed_subject(ev) == Some(f.resident_id.as_str()) {
+                *ev = crate::personal::redact(ev);
+            }
+        });
+        if let Some(res) = m.registry.residents.get_mut(&f.resident_id) {
+            erase_personal_fields(res);
         }
     }
 
@@ -69,23 +102,34 @@ impl State {
             self.ignored_leaves += 1;
             return None;
         }
-        Some(self.municipalities.entry(code.to_owned()).or_default())
+        // Look up before inserting: `entry` would allocate the key for every leaf.
+        if !self.municipalities.contains_key(code) {
+            self.municipalities.insert(code.to_owned(), Municipality::default());
+        }
+        self.municipalities.get_mut(code)
     }
 
     /// Folds a change event whose digest the caller already computed: the same as [`State::apply`] on a
     /// `LogLeaf` holding it.
     pub fn apply_change_event(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32]) {
         self.leaves = self.leaves.max(position.saturating_add(1));
-        self.apply_change_with_digest(position, ev, digest);
+        self.apply_change_with_digest(position, ev, digest, true);
     }
 
     fn apply_change(&mut self, position: u64, ev: &ChangeEvent) {
-        self.apply_change_with_digest(position, ev, event_digest(ev));
+        self.apply_change_with_digest(position, ev, event_digest(ev), true);
     }
 
-    fn apply_change_with_digest(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32]) {
+    fn apply_change_with_digest(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32], readable: bool) {
         let known = self.events.get(&ev.event_id).map(|k| k.digest);
         let Some(m) = self.municipality_mut(&ev.municipality_code) else { return };
+        if !readable {
+            if let Some(resident) = crate::personal::sealed_subject(ev) {
+                if !m.registry.forgotten.contains(resident) {
+                    m.registry.forgotten.insert(resident.to_owned());
+                }
+            }
+        }
         let seq = ev.source_seq;
         match known {
             // The same event twice in the log (the engine never does this): the second copy adds nothing.
@@ -96,10 +140,10 @@ impl State {
         if seq == 0 {
             return m.link.suspend("source_seq 0 cannot be applied: sourceSeq must be at least 1".into());
         }
-        if m.received.contains_key(&seq) {
+        if m.received.contains(&seq) {
             return m.link.suspend(format!("conflicting re-send of source_seq {seq}"));
         }
-        m.received.insert(seq, ev.event_id.clone());
+        m.received.insert(seq);
         let Municipality { link, registry, .. } = m;
         link.receive(position, ev, |pos, e| registry.apply_event(pos, e));
         self.events.insert(
@@ -158,6 +202,43 @@ impl State {
     }
 }
 
+/// The digest recorded in a sealed leaf; a malformed one never equals a real digest, so a re-send conflicts.
+fn sealed_digest(bytes: &[u8]) -> [u8; 32] {
+    bytes.try_into().unwrap_or([0; 32])
+}
+
+/// What the fold of a resident's sealed events leaves when none can be unsealed: every field that
+/// `personal::split` seals at its default (an empty date parses to the fallback below).
+fn erase_personal_fields(res: &mut Resident) {
+    for field in [
+        &mut res.family_name,
+        &mut res.given_name,
+        &mut res.family_name_kana,
+        &mut res.given_name_kana,
+        &mut res.address,
+        &mut res.previous_address,
+        &mut res.registered_domicile,
+        &mut res.domicile_head,
+        &mut res.personal_number,
+    ] {
+        field.clear();
+    }
+    res.birth_date = parse_date("");
+    if let ResidentStatus::MoveOutFiled { destination, .. } = &mut res.status {
+        destination.clear();
+    }
+    if let Some(seal) = &mut res.seal {
+        seal.image_png.clear();
+    }
+    for t in res.tax.values_mut() {
+        (t.total_income, t.taxable_income, t.municipal_tax, t.prefectural_tax) = (0, 0, 0, 0);
+    }
+    if let Some(f) = &mut res.family_register {
+        f.domicile.clear();
+        f.head.clear();
+    }
+}
+
 fn parse_date(s: &str) -> Date {
     // Only reached after validate_event, which checked every date.
     Date::parse(s).unwrap_or(Date { year: 1, month: 1, day: 1 })
@@ -186,7 +267,14 @@ impl Registry {
 
     /// Applies one change event, or changes nothing and says why not.
     pub(crate) fn apply_event(&mut self, position: u64, ev: &ChangeEvent) -> Result<(), ApplyError> {
-        validate_event(ev).map_err(ApplyError::Invalid)?;
+        // A forgotten resident's events may lack their personal fields, so the field rules cannot be checked
+        // again; ingest checked them before the event was logged, and the rules that depend on the state
+        // (below) still run, so the fold decides the same with or without the keys.
+        let forgotten = !self.forgotten.is_empty()
+            && crate::personal::event_resident(ev).is_some_and(|r| self.forgotten.contains(r));
+        if !forgotten {
+            validate_event(ev).map_err(ApplyError::Invalid)?;
+        }
         let Some(body) = &ev.body else { return Ok(()) }; // unreachable after validation
         match body {
             Body::ResidentRegistered(r) => {

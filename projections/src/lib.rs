@@ -5,6 +5,7 @@ pub mod date;
 pub mod eligibility;
 pub mod fold;
 pub mod link;
+pub mod personal;
 pub mod record;
 pub mod settings;
 pub mod state;
@@ -30,4 +31,4 @@ pub use state::{
     Admission, Card, ConflictKind, DamageRecord, FamilyRegister, Household, IssuedRef, Municipality, Resident,
     ResidentStatus, Seal, State, TaxAssessment,
 };
-pub use validate::{event_digest, validate_event, validate_settings, Rule, ValidationError};
+pub use validate::{event_digest, validate_admission, validate_event, validate_settings, Rule, ValidationError};

@@ -155,6 +155,14 @@ impl Link {
         }
     }
 
+    /// Rewrites events still waiting in the backlog (crypto-shredding removes a resident's personal fields
+    /// from them too); their order and positions do not change.
+    pub fn redact_backlog(&mut self, mut redact: impl FnMut(&mut ChangeEvent)) {
+        for (_, event) in self.backlog.values_mut() {
+            redact(event);
+        }
+    }
+
     /// Lifting is allowed only when every received event has been applied.
     pub fn check_lift(&self) -> Result<(), LiftRefusal> {
         let backlog = self.backlog_len();

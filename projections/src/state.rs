@@ -4,7 +4,7 @@
 //! Everything here is a pure function of the leaves folded so far (see `fold.rs`), so the engine can rebuild
 //! it on start and an auditor can rebuild the state any certificate was issued from.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use bcl_proto::{ChangeEvent, DamageGrade, IssuanceRecord, MunicipalityStatus, RemovalReason};
@@ -153,6 +153,9 @@ pub(crate) struct Registry {
     pub(crate) households: BTreeMap<String, Household>,
     pub(crate) cards: BTreeMap<String, Card>,
     pub(crate) damage: BTreeMap<String, Vec<DamageRecord>>,
+    /// Residents whose key was erased (`Forgotten` leaf) or whose sealed events could not be read: their
+    /// personal fields are empty and no certificate printing them is issued or reproduced.
+    pub(crate) forgotten: BTreeSet<String>,
 }
 
 /// Everything known about one municipality.
@@ -164,8 +167,8 @@ pub struct Municipality {
     pub(crate) blocked: BTreeSet<String>,
     pub(crate) transactions: Vec<(u64, IssuanceRecord)>,
     pub(crate) refusals: Vec<(u64, bcl_proto::RefusalRecord)>,
-    /// source_seq → event_id of every event received (applied or waiting).
-    pub(crate) received: HashMap<u64, String>,
+    /// source_seq of every event received (applied or waiting).
+    pub(crate) received: HashSet<u64>,
 }
 
 impl Municipality {
@@ -196,6 +199,10 @@ impl Municipality {
     /// 罹災証明 records of a household, in log order.
     pub fn damage_records(&self, household_id: &str) -> &[DamageRecord] {
         self.registry.damage.get(household_id).map_or(&[], Vec::as_slice)
+    }
+    /// The resident's personal data was erased (crypto-shredding) or is not readable with the keys at hand.
+    pub fn is_forgotten(&self, resident_id: &str) -> bool {
+        self.registry.forgotten.contains(resident_id)
     }
     /// 発行禁止設定 in force for the resident.
     pub fn is_blocked(&self, resident_id: &str) -> bool {
@@ -336,7 +343,7 @@ impl State {
         let taken = self
             .municipalities
             .get(&ev.municipality_code)
-            .is_some_and(|m| m.received.contains_key(&ev.source_seq));
+            .is_some_and(|m| m.received.contains(&ev.source_seq));
         if taken {
             Admission::Conflict { kind: ConflictKind::SourceSeqTaken }
         } else {

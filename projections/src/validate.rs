@@ -18,6 +18,12 @@
 //! | municipality name, mayor title | 64 (mayor name 32) |
 //! | identifiers (resident, household, card serial, register, seal registration number) | 64 bytes of `[A-Za-z0-9_.-]` |
 //!
+//! Other bounds: a seal image is at most [`MAX_SEAL_IMAGE_BYTES`]; fiscal years [`MIN_FISCAL_YEAR`] to
+//! [`MAX_FISCAL_YEAR`]. Events entering the log also pass [`validate_admission`]: a seal's PNG header must
+//! declare at most [`MAX_SEAL_SIDE`] pixels a side (read before anything is decoded: a small file cannot
+//! declare a huge image) and tax amounts are at most [`MAX_AMOUNT_YEN`]. The whole table, with the
+//! transport limits, is in `docs/limits.md`.
+//!
 //! Error messages name the field path (proto JSON names) and the rule, never the offending value.
 
 use prost::Message;
@@ -38,6 +44,12 @@ pub const MAX_MUNICIPALITY_NAME_CHARS: usize = 64;
 pub const MAX_ID_BYTES: usize = 64;
 /// Seal images are scanned at print resolution; 512 KiB is generous for a 25 mm square PNG.
 pub const MAX_SEAL_IMAGE_BYTES: usize = 512 * 1024;
+/// Largest side of a seal image, in pixels: a 25 mm impression scanned at 2,000 dpi is under 2,000 px, so
+/// this is no constraint on a real seal, and it bounds the decoder's buffer (2048² × 4 bytes = 16 MiB).
+pub const MAX_SEAL_SIDE: u32 = 2048;
+/// Upper bound of a tax amount or income in yen (a trillion yen minus one): keeps every sum the
+/// certificates print far from overflow and catches garbage.
+pub const MAX_AMOUNT_YEN: i64 = 999_999_999_999;
 pub const MIN_FISCAL_YEAR: u32 = 1989;
 pub const MAX_FISCAL_YEAR: u32 = 2100;
 /// Upper bound of a configured fee per copy; anything above is an input error.
@@ -78,12 +90,18 @@ pub enum Rule {
     PersonalNumberFormat,
     #[error("is not a PNG image")]
     PngSignature,
+    #[error("PNG header (IHDR) is missing or malformed")]
+    PngHeader,
+    #[error("image must be 1 to {max} pixels a side")]
+    ImageDimensions { max: u32 },
     #[error("larger than {max} bytes")]
     TooLarge { max: usize },
     #[error("must not be negative")]
     Negative,
     #[error("must be between {min} and {max}")]
     OutOfRange { min: u32, max: u32 },
+    #[error("must be at most {max}")]
+    TooBig { max: i64 },
 }
 
 /// A field that failed validation. `path` uses the proto JSON names, e.g. `residentRegistered.birthDate`.
@@ -200,6 +218,33 @@ fn non_negative(path: &'static str, v: i64) -> Result {
     if v < 0 { fail(path, Rule::Negative) } else { Ok(()) }
 }
 
+fn at_most(path: &'static str, v: i64, max: i64) -> Result {
+    if v > max { fail(path, Rule::TooBig { max }) } else { Ok(()) }
+}
+
+/// Width and height a PNG declares in its header, which must be the first chunk (IHDR, 13 bytes) right
+/// after the signature. Only the header is read: this is the check that refuses a decompression bomb
+/// before any decoder allocates for it.
+pub fn png_dimensions(png: &[u8]) -> std::result::Result<(u32, u32), Rule> {
+    if !png.starts_with(&PNG_SIGNATURE) {
+        return Err(Rule::PngSignature);
+    }
+    let ihdr = png.get(8..8 + 8 + 13).ok_or(Rule::PngHeader)?;
+    if ihdr[..8] != [0, 0, 0, 13, b'I', b'H', b'D', b'R'] {
+        return Err(Rule::PngHeader);
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Ok((be(&ihdr[8..12]), be(&ihdr[12..16])))
+}
+
+fn seal_image_header(path: &'static str, png: &[u8]) -> Result {
+    let (width, height) = png_dimensions(png).map_err(|rule| ValidationError { path, rule })?;
+    if !(1..=MAX_SEAL_SIDE).contains(&width) || !(1..=MAX_SEAL_SIDE).contains(&height) {
+        return fail(path, Rule::ImageDimensions { max: MAX_SEAL_SIDE });
+    }
+    Ok(())
+}
+
 /// Structural validity of one change event. Returns the first failing field in declaration order.
 pub fn validate_event(ev: &ChangeEvent) -> Result {
     check_municipality_code(&ev.municipality_code)
@@ -308,6 +353,27 @@ pub fn validate_event(ev: &ChangeEvent) -> Result {
     Ok(())
 }
 
+/// Limits on an event entering the log, on top of [`validate_event`] (which it assumes has passed).
+///
+/// They are kept apart because the fold re-checks every event with [`validate_event`] when it replays a
+/// log: making that stricter would change how logs written by earlier versions fold (an event accepted
+/// then would suspend its municipality now), and a replay must give the same projection for ever. Limits
+/// that only protect the engine from what it is sent belong here: a seal image's declared dimensions
+/// (read from the PNG header, so a decompression bomb is refused before any decoder sees it) and the
+/// magnitude of tax amounts.
+pub fn validate_admission(ev: &ChangeEvent) -> Result {
+    match &ev.body {
+        Some(Body::SealRegistered(s)) => seal_image_header("sealRegistered.sealImagePng", &s.seal_image_png),
+        Some(Body::TaxAssessed(t)) => {
+            at_most("taxAssessed.totalIncome", t.total_income, MAX_AMOUNT_YEN)?;
+            at_most("taxAssessed.taxableIncome", t.taxable_income, MAX_AMOUNT_YEN)?;
+            at_most("taxAssessed.municipalTax", t.municipal_tax, MAX_AMOUNT_YEN)?;
+            at_most("taxAssessed.prefecturalTax", t.prefectural_tax, MAX_AMOUNT_YEN)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Validity of a settings update (証明発行設定変更) before the engine appends it. Unset fields are fine: they
 /// keep their current value.
 pub fn validate_settings(s: &MunicipalitySettings) -> Result {
@@ -381,6 +447,11 @@ mod tests {
 
     fn err(ev: &ChangeEvent) -> ValidationError {
         validate_event(ev).expect_err("expected a validation error")
+    }
+
+    /// The first error of ingest's checks: the fold's rules, then the admission limits.
+    fn admission_err(ev: &ChangeEvent) -> ValidationError {
+        validate_event(ev).and_then(|()| validate_admission(ev)).expect_err("expected a validation error")
     }
 
     #[test]
@@ -458,12 +529,35 @@ mod tests {
             })),
             ..registered()
         };
-        let mut png = PNG_SIGNATURE.to_vec();
-        png.extend([0u8; 16]);
-        assert_eq!(validate_event(&seal(png.clone())), Ok(()));
-        assert_eq!(err(&seal(b"GIF89a....".to_vec())).rule, Rule::PngSignature);
-        png.resize(MAX_SEAL_IMAGE_BYTES + 1, 0);
-        assert_eq!(err(&seal(png)).rule, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
+        // Signature and IHDR only: validation reads the header; decoding is the engine's business.
+        let header = |w: u32, h: u32| {
+            let mut png = PNG_SIGNATURE.to_vec();
+            png.extend([0, 0, 0, 13]);
+            png.extend(b"IHDR");
+            png.extend(w.to_be_bytes());
+            png.extend(h.to_be_bytes());
+            png.extend([8, 0, 0, 0, 0]);
+            png
+        };
+        let admitted = |ev: &ChangeEvent| validate_event(ev).and_then(|()| validate_admission(ev));
+        assert_eq!(admitted(&seal(header(96, 96))), Ok(()));
+        assert_eq!(admitted(&seal(header(MAX_SEAL_SIDE, 1))), Ok(()));
+        assert_eq!(admission_err(&seal(b"GIF89a....".to_vec())).rule, Rule::PngSignature);
+        assert_eq!(admission_err(&seal(PNG_SIGNATURE.to_vec())).rule, Rule::PngHeader);
+        let mut not_ihdr = header(96, 96);
+        not_ihdr[12..16].copy_from_slice(b"IDAT");
+        assert_eq!(admission_err(&seal(not_ihdr)).rule, Rule::PngHeader);
+        // A decompression bomb declares its size up front: refused from the header alone.
+        let bomb = Rule::ImageDimensions { max: MAX_SEAL_SIDE };
+        assert_eq!(admission_err(&seal(header(100_000, 100_000))).rule, bomb);
+        assert_eq!(admission_err(&seal(header(MAX_SEAL_SIDE + 1, 1))).rule, bomb);
+        assert_eq!(admission_err(&seal(header(0, 96))).rule, bomb);
+        // The fold's own rules are unchanged: a signature is all it asks of a seal already in a log.
+        assert_eq!(validate_event(&seal(header(100_000, 100_000))), Ok(()));
+        assert_eq!(validate_event(&seal(PNG_SIGNATURE.to_vec())), Ok(()));
+        let mut big = header(96, 96);
+        big.resize(MAX_SEAL_IMAGE_BYTES + 1, 0);
+        assert_eq!(err(&seal(big)).rule, Rule::TooLarge { max: MAX_SEAL_IMAGE_BYTES });
         assert_eq!(err(&seal(Vec::new())).rule, Rule::Required);
 
         let tax = |fy: u32, municipal: i64| ChangeEvent {
@@ -479,6 +573,11 @@ mod tests {
         assert_eq!(err(&tax(1988, 0)).path, "taxAssessed.fiscalYear");
         assert_eq!(err(&tax(2101, 0)).path, "taxAssessed.fiscalYear");
         assert_eq!(err(&tax(2026, -1)).rule, Rule::Negative);
+        assert_eq!(err(&tax(2026, i64::MIN)).rule, Rule::Negative);
+        assert_eq!(validate_admission(&tax(2026, MAX_AMOUNT_YEN)), Ok(()));
+        assert_eq!(admission_err(&tax(2026, MAX_AMOUNT_YEN + 1)).rule, Rule::TooBig { max: MAX_AMOUNT_YEN });
+        assert_eq!(admission_err(&tax(2026, i64::MAX)).path, "taxAssessed.municipalTax");
+        assert_eq!(validate_event(&tax(2026, i64::MAX)), Ok(()), "the fold's rules are unchanged");
     }
 
     #[test]

@@ -81,7 +81,9 @@ impl Export {
         r.read_exact(&mut size)
             .map_err(|_| ExportError::Malformed("truncated tree size"))?;
         let size = u64::from_be_bytes(size);
-        let mut recorded_hashes = Vec::with_capacity(size.min(1 << 24) as usize);
+        // The size is the file's claim: reserve only what a small export needs and let real data grow the
+        // vector, so a few bytes declaring 2^64 hashes cannot make the reader allocate hundreds of MiB.
+        let mut recorded_hashes = Vec::with_capacity(size.min(1 << 12) as usize);
         for _ in 0..size {
             let mut h = [0u8; 32];
             r.read_exact(&mut h)

@@ -10,6 +10,8 @@
 use super::checkpoint::Checkpoint;
 use super::merkle::{self, Hash, MemoryTree};
 use super::note::NoteVerifier;
+use crate::keystore::seal::UnsealError;
+use crate::keystore::KeyStore;
 use crate::projection::Projection;
 use crate::render::Renderer;
 use crate::secrets::MasterSecret;
@@ -21,6 +23,8 @@ use std::time::Instant;
 const MAX_LISTED: usize = 100;
 /// First byte of an encoded `LogLeaf` holding an issuance (field 2, length-delimited).
 const ISSUANCE_TAG: u8 = 0x12;
+/// First byte of an encoded `LogLeaf` holding a `Forgotten` (field 7, length-delimited).
+const FORGOTTEN_TAG: u8 = 0x3A;
 
 /// What is being verified.
 pub struct Source<'a> {
@@ -46,6 +50,9 @@ pub struct Reproducer<'a> {
 
 pub struct Options<'a, 'o> {
     pub previous_note: Option<&'a str>,
+    /// The key store (or a snapshot of it) to unseal personal data with; `None` folds sealed events without
+    /// their personal fields, and then no certificate printed from them can be reproduced.
+    pub keys: Option<std::sync::Arc<KeyStore>>,
     pub reproducer: Option<Reproducer<'a>>,
     pub oracle: Option<&'a mut (dyn PrefixOracle + 'o)>,
     /// `(stage, done, total)`, called now and then.
@@ -68,6 +75,13 @@ pub struct Report {
     pub leaves: u64,
     pub issuances: u64,
     pub reproduced: u64,
+    /// Certificates that cannot be reproduced because personal data they were printed from was erased
+    /// (crypto-shredding, a `Forgotten` leaf): (issuance position, certificate id). Not a failure.
+    pub forgotten_certificates: Vec<(u64, String)>,
+    /// `Forgotten` leaves in the log.
+    pub forgotten_residents: u64,
+    /// Sealed events folded without their personal fields (erased or not supplied keys).
+    pub sealed_unreadable: u64,
     pub failures: Vec<Failure>,
     pub hash_seconds: f64,
     pub fold_seconds: f64,
@@ -96,6 +110,11 @@ impl Report {
             "leaves": self.leaves,
             "issuances": self.issuances,
             "reproduced": self.reproduced,
+            "forgotten_residents": self.forgotten_residents,
+            "sealed_unreadable": self.sealed_unreadable,
+            "forgotten_certificates": self.forgotten_certificates.iter().map(|(p, id)| serde_json::json!({
+                "position": p, "certificate_id": id,
+            })).collect::<Vec<_>>(),
             "failures": self.failures.iter().map(|f| serde_json::json!({
                 "check": f.check, "position": f.position, "detail": f.detail,
             })).collect::<Vec<_>>(),
@@ -107,6 +126,7 @@ impl Report {
 pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, '_>) -> Report {
     let Options {
         previous_note,
+        keys,
         reproducer,
         oracle,
         progress,
@@ -246,19 +266,27 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     let mut next = pending.into_iter().peekable();
     let started = Instant::now();
     let mut reproduce_time = std::time::Duration::ZERO;
-    let mut projection = Projection::default();
-    for (position, bytes) in leaves.iter().enumerate() {
-        let position = position as u64;
+    let mut projection = match &keys {
+        Some(k) => Projection::with_keys(k.clone(), false),
+        None => Projection::default(),
+    };
+    // Decoding and unsealing run a chunk ahead of the fold, on the other core.
+    let total = leaves.len() as u64;
+    let chunks = leaves.chunks(8192).map(|c| Ok::<_, std::convert::Infallible>(c.iter().collect::<Vec<_>>()));
+    let folded = crate::projection::fold_pipelined(&mut projection, chunks, |projection, position, decoded| {
         while let Some((at, record)) = next.next_if(|(_, r)| r.as_of_position == position) {
             if let Some(r) = &reproducer {
                 let t = Instant::now();
-                match crate::issuance::reproduce_from_state(
-                    r.renderer,
-                    r.secret,
-                    &projection.state,
-                    record,
-                ) {
+                let result = crate::issuance::check_sources_readable(projection, record).and_then(|()| {
+                    crate::issuance::reproduce_from_state(r.renderer, r.secret, &projection.state, record)
+                });
+                match result {
                     Ok(_) => report.reproduced += 1,
+                    Err(crate::error::EngineError::Refused(refusal))
+                        if refusal.reason == bcl_projections::RefusalReason::PersonalDataErased =>
+                    {
+                        report.forgotten_certificates.push((*at, record.certificate_id.clone()))
+                    }
                     Err(e) => report.fail(
                         "reproduce",
                         Some(*at),
@@ -268,22 +296,69 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
                 reproduce_time += t.elapsed();
             }
         }
-        match LogLeaf::decode(bytes.as_slice()) {
-            Ok(leaf) => projection.apply(&leaf),
-            Err(_) => {
-                report.fail("decode", Some(position), "the leaf is not a bcl.v1.LogLeaf");
-                // Keep positions aligned with the log for the leaves after it.
-                projection.apply(&LogLeaf { kind: None });
-            }
+        if decoded.is_undecodable() {
+            // Folded as an empty leaf, which keeps positions aligned with the log for the leaves after it.
+            report.fail("decode", Some(position), "the leaf is not a bcl.v1.LogLeaf");
         }
         if position.is_multiple_of(65_536) {
-            progress("fold", position, leaves.len() as u64);
+            progress("fold", position, total);
         }
+    });
+    match folded {
+        Ok(()) => {}
+        Err(never) => match never {},
     }
     progress("fold", leaves.len() as u64, leaves.len() as u64);
+    check_sealed(&mut report, &projection, leaves, keys.is_some());
     report.reproduce_seconds = reproduce_time.as_secs_f64();
     report.fold_seconds = started.elapsed().as_secs_f64() - report.reproduce_seconds;
     report
+}
+
+/// Sealed events that could not be read. Damage (a key is there, the ciphertext does not authenticate, or the
+/// leaf is malformed) is a failure at its position. A missing key is expected for a resident with a
+/// `Forgotten` leaf; with keys supplied, a missing key for anyone else is a failure (the key store lost it).
+/// Without keys nothing can be told apart, so missing keys are only counted.
+fn check_sealed(report: &mut Report, projection: &Projection, leaves: &[Vec<u8>], keys_supplied: bool) {
+    let forgotten: std::collections::HashSet<(String, String)> = leaves
+        .iter()
+        .filter(|b| b.first() == Some(&FORGOTTEN_TAG))
+        .filter_map(|b| match LogLeaf::decode(b.as_slice()).ok()?.kind {
+            Some(Kind::Forgotten(f)) => Some((f.municipality_code, f.resident_id)),
+            _ => None,
+        })
+        .collect();
+    report.forgotten_residents = forgotten.len() as u64;
+    report.sealed_unreadable = projection.unreadable().len() as u64;
+    let mut listed = 0;
+    for (position, error) in projection.unreadable() {
+        let problem = match error {
+            UnsealError::KeyMissing if !keys_supplied => None,
+            UnsealError::KeyMissing => {
+                let subject = LogLeaf::decode(leaves[*position as usize].as_slice()).ok().and_then(|l| match l.kind {
+                    Some(Kind::SealedChangeEvent(s)) => crate::keystore::seal::clear_part(&s).ok().map(|(ev, _)| ev),
+                    _ => None,
+                });
+                let is_forgotten = subject.as_ref().is_some_and(|ev| {
+                    bcl_projections::personal::sealed_subject(ev)
+                        .is_some_and(|r| forgotten.contains(&(ev.municipality_code.clone(), r.to_owned())))
+                });
+                (!is_forgotten).then(|| {
+                    "the key store has no key for this sealed event and its resident was never forgotten".to_owned()
+                })
+            }
+            e => Some(e.to_string()),
+        };
+        if let Some(detail) = problem {
+            listed += 1;
+            if listed <= MAX_LISTED {
+                report.fail("sealed", Some(*position), detail);
+            }
+        }
+    }
+    if listed > MAX_LISTED {
+        report.fail("sealed", None, format!("{} more sealed events cannot be read", listed - MAX_LISTED));
+    }
 }
 
 /// Names the positions where the supplied leaves differ from what the signed checkpoint commits to.

@@ -67,6 +67,7 @@ fn run(
         },
         Options {
             previous_note: previous,
+            keys: None,
             reproducer: None,
             oracle,
             progress: &mut progress,

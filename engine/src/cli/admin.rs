@@ -60,6 +60,45 @@ pub enum Command {
         #[arg(long)]
         unblock: bool,
     },
+    /// Crypto-shredding: erase a resident's key so their personal data in the log can never be read again,
+    /// and record who did it (a `Forgotten` leaf). Works on the data directory of a STOPPED server.
+    Forget {
+        #[arg(long, default_value = "./bcl-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(long)]
+        municipality: String,
+        #[arg(long)]
+        resident: String,
+        /// Who asked for the erasure (recorded in the log); defaults to $USER.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Pin the recorded time (RFC 3339), for tests.
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+/// `bcl admin forget`: offline, because the contract's Admin service has no erasure RPC. The engine is
+/// opened on the data directory like `bcl serve` would (so a running server's lock refuses it), the
+/// `Forgotten` leaf is appended through the writer, and its fold erases the keys.
+fn forget(
+    data_dir: std::path::PathBuf,
+    municipality: &str,
+    resident: &str,
+    actor: Option<String>,
+    now: Option<String>,
+) -> CliResult {
+    let actor = actor.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".to_owned());
+    let clock = match &now {
+        Some(t) => crate::clock::Clock::fixed(t)?,
+        None => crate::clock::Clock::System,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let engine = crate::engine::Engine::open(crate::engine::EngineConfig { data_dir, clock, fonts: None })
+        .map_err(|e| format!("cannot open the data directory (stop the server first): {e}"))?;
+    let position = runtime.block_on(engine.forget(municipality, resident, &actor))?;
+    println!("forgotten: municipality {municipality} resident {resident}, recorded at log position {position}");
+    Ok(())
 }
 
 fn type_name(t: i32) -> &'static str {
@@ -67,6 +106,9 @@ fn type_name(t: i32) -> &'static str {
 }
 
 pub fn run(args: Args) -> CliResult {
+    if let Command::Forget { data_dir, municipality, resident, actor, now } = args.command {
+        return forget(data_dir, &municipality, &resident, actor, now);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         // An https:// server is reached as the municipality's admin (admin-CODE) unless --identity says otherwise.
@@ -180,6 +222,7 @@ pub fn run(args: Args) -> CliResult {
                     .await?;
                 println!("{}", if unblock { "unblocked" } else { "blocked" });
             }
+            Command::Forget { .. } => unreachable!("handled offline above"),
         }
         Ok(())
     })

@@ -59,6 +59,10 @@ pub struct ExportArgs {
     pub data_dir: Option<PathBuf>,
     #[arg(long, short)]
     pub out: PathBuf,
+    /// Also write a snapshot of the key store (with --data-dir) to this file, mode 0600: it unseals the
+    /// personal data of every resident not forgotten, so it is as sensitive as the resident data itself.
+    #[arg(long, requires = "data_dir")]
+    pub keys_out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -79,9 +83,13 @@ pub struct VerifyArgs {
     /// The server's scramble master secret, needed to re-render certificates.
     #[arg(long)]
     pub scramble_secret: Option<PathBuf>,
-    /// Take the scramble master secret from this data directory.
+    /// Take the scramble master secret and the key store from this data directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// A key-store snapshot (`bcl audit export --keys-out`) to unseal personal data with, needed to re-render
+    /// certificates (instead of the one in --data-dir).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
     /// Do not re-render certificates (the log and projections are still verified).
     #[arg(long)]
     pub skip_reproduction: bool,
@@ -238,6 +246,12 @@ fn export_log(args: ExportArgs, tls: &super::ClientTlsArgs) -> CliResult {
             leaves,
         }
     };
+    if let (Some(out), Some(dir)) = (&args.keys_out, &args.data_dir) {
+        let keys = crate::keystore::KeyStore::load_snapshot(&dir.join("keys").join("keys.bin"))
+            .map_err(|e| format!("cannot read the key store: {e}"))?;
+        let n = keys.write_snapshot(out)?;
+        eprintln!("wrote {n} keys to {} (keep it as safe as the resident data)", out.display());
+    }
     let mut w = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
     export.write(&mut w)?;
     w.flush()?;
@@ -312,6 +326,16 @@ fn verify_log(args: VerifyArgs, tls: &super::ClientTlsArgs) -> CliResult {
         (Some(renderer), Some(secret)) => Some(Reproducer { renderer, secret }),
         _ => None,
     };
+    let keys_path = args.keys.clone().or_else(|| args.data_dir.as_ref().map(|d| d.join("keys").join("keys.bin")));
+    let keys = match &keys_path {
+        Some(p) => Some(std::sync::Arc::new(
+            crate::keystore::KeyStore::load_snapshot(p).map_err(|e| format!("key store {}: {e}", p.display()))?,
+        )),
+        None if reproducer.is_some() => {
+            return Err("re-rendering needs the key store: pass --keys or --data-dir, or --skip-reproduction".into())
+        }
+        None => None,
+    };
     let rt = runtime()?;
     let (note, leaves, recorded, mut oracle) = if let Some(url) = &args.server {
         let (note, leaves, client) = rt.block_on(async {
@@ -357,6 +381,7 @@ fn verify_log(args: VerifyArgs, tls: &super::ClientTlsArgs) -> CliResult {
         },
         verify::Options {
             previous_note: previous.as_deref(),
+            keys,
             reproducer,
             oracle: oracle.as_mut().map(|o| o as &mut dyn PrefixOracle),
             progress: &mut show,
@@ -398,6 +423,17 @@ fn print_report(r: &verify::Report) {
         "issuances  {} ({} re-rendered byte for byte in {:.3} s)",
         r.issuances, r.reproduced, r.reproduce_seconds
     );
+    if r.forgotten_residents > 0 || r.sealed_unreadable > 0 {
+        println!(
+            "forgotten  {} resident(s) erased; {} sealed event(s) unreadable; {} certificate(s) not reproducible because their personal data was erased",
+            r.forgotten_residents,
+            r.sealed_unreadable,
+            r.forgotten_certificates.len()
+        );
+    }
+    for (p, id) in &r.forgotten_certificates {
+        println!("FORGOTTEN  certificate {id} at position {p}: printed from erased personal data (not a failure)");
+    }
     if r.ok() {
         println!("OK");
     }

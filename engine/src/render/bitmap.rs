@@ -28,7 +28,8 @@ pub struct PhysicalImage {
     pub height_pt: f32,
 }
 
-const MAX_SIDE: u32 = 2048;
+/// The side limit ingest enforces on seal images (from the PNG header), so whatever the log holds decodes.
+const MAX_SIDE: u32 = bcl_projections::validate::MAX_SEAL_SIDE;
 
 /// Decodes a PNG (any bit depth and colour type) to gray, composited over white paper, with its physical
 /// size from pHYs (metres) or [`DEFAULT_DPI`]. `field` names the record field for the error.

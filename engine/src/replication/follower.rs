@@ -249,6 +249,12 @@ async fn follow_once(engine: &Arc<Engine>, r: &Arc<Replication>) -> Ended {
                         v.pending = Some(Heartbeat { checkpoint_note: entries.checkpoint_note.clone(), ..Default::default() });
                     }
                 }
+                // Keys first, durably: the fold of the page below unseals with them.
+                let keys: Result<Vec<crate::keystore::KeyEntry>, _> =
+                    entries.keys.into_iter().map(crate::keystore::KeyEntry::try_from).collect();
+                if let Err(e) = keys.map_err(|e| e.to_string()).and_then(|k| engine.key_store().put_many(&k).map_err(|e| e.to_string())) {
+                    break Ended::Diverged(format!("cannot store replicated keys: {e}"));
+                }
                 let (first_position, leaves) = (entries.first_position, entries.leaves);
                 match engine.writer.enqueue(|reply| Command::Replicate { first_position, leaves, reply }).await {
                     Ok(rx) => {

@@ -57,7 +57,10 @@ pub(super) async fn stream_to_follower(
             // The newest signed checkpoint rides along, so the follower verifies what it applied at once
             // instead of at the next heartbeat.
             let checkpoint_note = engine.audit.newest_signed().note.clone();
-            let entries = Entries { first_position, leaves, checkpoint_note };
+            // The keys of the page's sealed events travel with it: a follower without them would fold those
+            // events as forgotten.
+            let keys = engine.key_store().entries_for_leaves(&leaves).into_iter().map(|e| e.into()).collect();
+            let entries = Entries { first_position, leaves, checkpoint_note, keys };
             let msg = PrimaryMessage { kind: Some(primary_message::Kind::Entries(entries)) };
             if tx.send(Ok(msg)).await.is_err() {
                 return;

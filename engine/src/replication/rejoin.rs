@@ -154,6 +154,8 @@ async fn discard_unshared_tail(
                 )))
             }
             Some(Kind::ChangeEvent(_)) => "change_event",
+            Some(Kind::SealedChangeEvent(_)) => "sealed_change_event",
+            Some(Kind::Forgotten(_)) => "forgotten",
             Some(Kind::Issuance(_)) => "issuance",
             Some(Kind::Admin(_)) => "admin",
             Some(Kind::LinkAnomaly(_)) => "link_anomaly",

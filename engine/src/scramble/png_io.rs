@@ -135,10 +135,19 @@ enum Decoded {
     },
 }
 
+/// Largest back image read, in pixels (a certificate back is a few million): the output buffer is sized
+/// from the header, so without this bound a few bytes declaring 96 × 4,294,967,060 pixels made the reader
+/// try to allocate 412 GB (found by the `scan_image` fuzz target).
+const MAX_BACK_PIXELS: u64 = 64 << 20;
+
 fn decode(png_bytes: &[u8]) -> Result<Decoded, DescrambleError> {
     let probe = Decoder::new(Cursor::new(png_bytes))
         .read_info()
         .map_err(|_| DescrambleError::PngDecode)?;
+    let (width, height) = (probe.info().width, probe.info().height);
+    if u64::from(width) * u64::from(height) > MAX_BACK_PIXELS {
+        return Err(DescrambleError::NotABackSize { width, height });
+    }
     let indexed = probe.info().color_type == ColorType::Indexed;
     drop(probe);
 

@@ -326,6 +326,21 @@ fn images_that_are_not_backs_are_refused() {
         descramble_png(b"not a png", &k),
         Err(DescrambleError::PngDecode)
     );
+    // A header declaring 96 × 4,294,967,060 pixels (from the `scan_image` fuzz target): refused from the
+    // header instead of allocating 412 GB.
+    let mut bomb = encode_png(96, 16, png::ColorType::Grayscale, &vec![0; 96 * 16]);
+    bomb[20..24].copy_from_slice(&0xffff_ff14u32.to_be_bytes());
+    let crc = !bomb[12..29].iter().fold(!0u32, |mut c, &b| {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+        }
+        c
+    });
+    bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+    let refused = || DescrambleError::NotABackSize { width: 96, height: 0xffff_ff14 };
+    assert_eq!(descramble_png(&bomb, &k), Err(refused()));
+    assert_eq!(BackImage::from_png(&bomb), Err(refused()));
     // A back whose buffer was truncated.
     let mut back = scramble(40, 40, &noise(40, 40, 8), &k).unwrap();
     back.packed_indices.pop();

@@ -26,6 +26,9 @@ use std::time::Duration;
 
 /// Largest gRPC message accepted (an Append of 10,000 events with seal images fits).
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest Issue request: its fields are bounded far below this (`docs/limits.md`), so anything bigger is
+/// refused by the framing before it is decoded.
+const MAX_ISSUE_REQUEST_BYTES: usize = 64 * 1024;
 
 /// How `bcl serve` protects its listener.
 pub struct ServeOptions {
@@ -145,7 +148,7 @@ pub async fn serve_with(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(IngestServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(IssuanceServer::new(services.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(IssuanceServer::new(services.clone()).max_decoding_message_size(MAX_ISSUE_REQUEST_BYTES))
         .add_service(AuditServer::new(services.clone()).max_encoding_message_size(MAX_MESSAGE_BYTES))
         .add_service(AdminServer::new(services.clone()))
         .add_service(VerifyServer::new(services).max_decoding_message_size(crate::verify::MAX_VERIFY_REQUEST_BYTES))

@@ -66,6 +66,8 @@ pub enum RefusalReason {
     LayoutOverflow,
     /// A character the certificate fonts cannot draw.
     UndrawableCharacter,
+    /// A resident the certificate is about had their personal data erased (`bcl admin forget`).
+    PersonalDataErased,
 }
 
 /// The gRPC status code a refusal maps to.
@@ -78,7 +80,7 @@ pub enum CodeFamily {
 }
 
 impl RefusalReason {
-    pub const ALL: [RefusalReason; 22] = [
+    pub const ALL: [RefusalReason; 23] = [
         RefusalReason::UnknownCard,
         RefusalReason::CardRevoked,
         RefusalReason::UnderAge,
@@ -101,6 +103,7 @@ impl RefusalReason {
         RefusalReason::RequestIdReused,
         RefusalReason::LayoutOverflow,
         RefusalReason::UndrawableCharacter,
+        RefusalReason::PersonalDataErased,
     ];
 
     /// The `ErrorInfo.reason` string, e.g. `UNKNOWN_CARD`.
@@ -128,6 +131,7 @@ impl RefusalReason {
             RefusalReason::RequestIdReused => "REQUEST_ID_REUSED",
             RefusalReason::LayoutOverflow => "LAYOUT_OVERFLOW",
             RefusalReason::UndrawableCharacter => "UNDRAWABLE_CHARACTER",
+            RefusalReason::PersonalDataErased => "PERSONAL_DATA_ERASED",
         }
     }
 
@@ -249,6 +253,9 @@ fn check_requester<'a>(m: &'a Municipality, card_serial: &str, today: Date) -> R
     let Some(requester) = m.resident(&card.resident_id) else {
         return refuse(RefusalReason::UnknownCard, "the card is not registered with this municipality");
     };
+    if m.is_forgotten(&requester.id) {
+        return refuse(RefusalReason::PersonalDataErased, "the requester's personal data was erased");
+    }
     if requester.is_removed() {
         return refuse(RefusalReason::NotResident, "the requester's resident record is removed");
     }
@@ -319,6 +326,11 @@ pub(crate) fn check_household_request(
     let head = m.household_head(&requester.household_id);
     let printed_head = head.filter(|_| req.include_relationship);
 
+    // The head is printed with the relationship option; a listing that would print an erased record is refused
+    // rather than printed with a member missing.
+    if subjects.iter().copied().chain(printed_head).any(|r| m.is_forgotten(&r.id)) {
+        return refuse(RefusalReason::PersonalDataErased, "the personal data of a printed record was erased");
+    }
     if std::iter::once(requester).chain(subjects.iter().copied()).any(|r| moved_in_on(r, today)) {
         return refuse(RefusalReason::MovedInToday, "no kiosk issuance on the day of moving in");
     }

@@ -48,6 +48,9 @@ pub(super) fn check_printed_persons(
     today: Date,
 ) -> Result<(), Refusal> {
     let everyone = || std::iter::once(requester).chain(printed.iter().copied());
+    if everyone().any(|r| m.is_forgotten(&r.id)) {
+        return refuse(RefusalReason::PersonalDataErased, "the personal data of a printed record was erased");
+    }
     if everyone().any(|r| moved_in_on(r, today)) {
         return refuse(RefusalReason::MovedInToday, "no kiosk issuance on the day of moving in");
     }
