@@ -5,10 +5,14 @@
 #     including ideographic variation sequences.
 #   - qpdf, poppler-utils: the real PDF tools the tests check certificates with (qpdf --check, pdftotext,
 #     pdftoppm, pdfimages).
+#   - chromium, nodejs, npm: the verification web page (`bcl serve --verify-http`) is tested in a real
+#     headless Chromium driven by Playwright (engine/tests/web/, playwright-core pinned by its
+#     package-lock.json; it drives Debian's /usr/bin/chromium, no browser download).
 # Safe to run repeatedly; does nothing when everything is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(fonts-ipamj-mincho fonts-ipaexfont-gothic qpdf poppler-utils)
+packages=(fonts-ipamj-mincho fonts-ipaexfont-gothic qpdf poppler-utils chromium nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,4 +23,10 @@ if ((${#missing[@]})); then
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser test's own dependencies, exactly as locked.
+if [ ! -d engine/tests/web/node_modules/playwright-core ]; then
+    echo "setup: installing the browser test's npm packages" >&2
+    (cd engine/tests/web && npm ci --no-audit --no-fund --loglevel=error)
 fi

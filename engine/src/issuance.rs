@@ -5,7 +5,7 @@
 //! (same id, same bytes, `replayed = true`) and is charged once, because only one issuance leaf per request
 //! id can ever enter the log (the writer decides it). The same id with other parameters is refused.
 
-use crate::certificate::{render, renderer_version, Rendered};
+use crate::certificate::{render, render_as, renderer_version, Rendered};
 use bcl_projections::record::CertificateDocument;
 use crate::engine::Engine;
 use crate::error::EngineError;
@@ -404,7 +404,8 @@ fn render_and_compare(
     now: JstDateTime,
     record: &IssuanceRecord,
 ) -> Result<Vec<u8>, EngineError> {
-    let Rendered { pdf, .. } = render(renderer, secret, &prepared.record, now)?;
+    // The version recorded at issuance decides what the certificate looked like.
+    let Rendered { pdf, .. } = render_as(renderer, secret, &prepared.record, now, &record.renderer_version)?;
     if hex::encode(Sha256::digest(&pdf)) != record.content_sha256 {
         return Err(EngineError::Internal("reproduction differs from the issued certificate".into()));
     }

@@ -319,17 +319,20 @@ fn decide_replicate(
             proj.leaf_count
         )));
     }
+    // Decoded (and sealed events unsealed, in place) the way a rebuild does, before any is folded.
     let decoded = incoming
         .iter()
         .enumerate()
-        .map(|(i, bytes)| {
-            LogLeaf::decode(bytes.as_slice()).map_err(|_| {
-                EngineError::Diverged(format!("replicated leaf at {} does not decode", first_position + i as u64))
-            })
+        .map(|(i, bytes)| match crate::projection::decode_leaf(proj.keys(), bytes) {
+            d if d.is_undecodable() => Err(EngineError::Diverged(format!(
+                "replicated leaf at {} does not decode",
+                first_position + i as u64
+            ))),
+            d => Ok(d),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for (leaf, bytes) in decoded.iter().zip(incoming) {
-        proj.apply(leaf);
+    for (leaf, bytes) in decoded.into_iter().zip(incoming) {
+        proj.apply_decoded(leaf);
         leaves.push(bytes);
     }
     Ok(proj.leaf_count)

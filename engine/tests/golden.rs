@@ -4,16 +4,22 @@
 //! between poppler versions, not in where the ink is). `BCL_BLESS=1` rewrites the stored files after a
 //! deliberate layout change; look at the PNGs before committing them.
 
-use bcl_engine::certificate::render;
+use bcl_engine::certificate::{render, render_as, renderer_version};
 use bcl_engine::render::Renderer;
 use bcl_engine::secrets::MasterSecret;
 use bcl_projections::record::*;
 use bcl_projections::JstDateTime;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn header() -> MunicipalityHeader {
-    MunicipalityHeader { code: "131016".into(), name: "東京都千代田区".into(), mayor_title: "千代田区長".into(), mayor_name: "千代田　太郎".into() }
+    MunicipalityHeader {
+        code: "131016".into(),
+        name: "東京都千代田区".into(),
+        mayor_title: "千代田区長".into(),
+        mayor_name: "千代田　太郎".into(),
+    }
 }
 
 fn d(year: i32, month: u32, day: u32) -> Date {
@@ -37,7 +43,38 @@ fn documents() -> Vec<(&'static str, CertificateDocument)> {
         person("花子", d(1962, 3, 3), Sex::Female),
         person("健太", d(1990, 8, 15), Sex::Male),
     ];
+    let resident = |given: &str, kana: &str, birth: Date, sex: Sex, relationship: &str| PersonEntry {
+        family_name: "髙橋".into(),
+        given_name: given.into(),
+        family_name_kana: "たかはし".into(),
+        given_name_kana: kana.into(),
+        birth_date: birth,
+        sex,
+        relationship: Some(relationship.into()),
+        resident_since: d(2010, 10, 1),
+        address_since: d(2010, 10, 1),
+        previous_address: Some("大阪府大阪市北区梅田一丁目1番2号".into()),
+        registered_domicile: None,
+        domicile_head: None,
+        personal_number: None,
+    };
     vec![
+        (
+            "resident_record",
+            CertificateDocument::ResidentRecord(ResidentRecordCertificate {
+                municipality: header(),
+                certificate_id: id("RR"),
+                issued_on: d(2026, 4, 1),
+                address: ADDRESS.into(),
+                household_head_name: Some("髙橋　一郎".into()),
+                whole_household: true,
+                persons: vec![
+                    resident("一郎", "いちろう", d(1960, 1, 10), Sex::Male, "世帯主"),
+                    resident("花子", "はなこ", d(1962, 3, 3), Sex::Female, "妻"),
+                ],
+                copies: 1,
+            }),
+        ),
         (
             "resident_record_items",
             CertificateDocument::ResidentRecordItems(ResidentRecordItemsCertificate {
@@ -124,7 +161,10 @@ fn documents() -> Vec<(&'static str, CertificateDocument)> {
                 issued_on: d(2026, 4, 1),
                 domicile: "東京都千代田区千代田1番".into(),
                 head: "髙橋　一郎".into(),
-                persons: register.iter().map(|p| RegisterPerson { address: None, previous_address: None, ..p.clone() }).collect(),
+                persons: register
+                    .iter()
+                    .map(|p| RegisterPerson { address: None, previous_address: None, ..p.clone() })
+                    .collect(),
                 copies: 1,
             }),
         ),
@@ -150,7 +190,11 @@ fn documents() -> Vec<(&'static str, CertificateDocument)> {
                 applicant_name: "髙橋　花子".into(),
                 address: ADDRESS.into(),
                 household_names: vec!["髙橋　一郎".into(), "髙橋　花子".into(), "髙橋　健太".into()],
-                damages: vec![DamageEntry { disaster_name: "令和7年9月豪雨".into(), disaster_date: d(2025, 9, 10), grade: "中規模半壊".into() }],
+                damages: vec![DamageEntry {
+                    disaster_name: "令和7年9月豪雨".into(),
+                    disaster_date: d(2025, 9, 10),
+                    grade: "中規模半壊".into(),
+                }],
                 copies: 1,
             }),
         ),
@@ -174,6 +218,84 @@ fn gray_png(path: &Path) -> (u32, u32, Vec<u8>) {
     (frame.width, frame.height, pixels)
 }
 
+/// One generation of the back page. Certificates are reproduced byte for byte from the renderer version
+/// recorded at issuance, so every generation keeps its goldens: the PDF's SHA-256 (exact), the text and the
+/// back page (within tolerance). The fronts are the same in every generation (`<name>.png`).
+struct Generation {
+    dir: &'static str,
+    /// The renderer version a certificate of this type was recorded with in this generation.
+    version: fn(&CertificateDocument) -> &'static str,
+    /// A frozen generation's goldens are never rewritten, not even by `BCL_BLESS`: certificates were
+    /// issued under it.
+    frozen: bool,
+}
+
+/// Generation 1: the plain back, caption 8 pt from the bottom edge.
+fn v1_version(doc: &CertificateDocument) -> &'static str {
+    match doc {
+        CertificateDocument::ResidentRecord(_) => "bcl-resident-record/2",
+        CertificateDocument::ResidentRecordItems(_) => "bcl-resident-record-items/1",
+        CertificateDocument::Seal(_) => "bcl-seal-registration/1",
+        CertificateDocument::Tax(_) => "bcl-tax/1",
+        CertificateDocument::FamilyRegister(_) => "bcl-family-register/1",
+        CertificateDocument::DisasterDamage(_) => "bcl-disaster-damage/1",
+    }
+}
+
+const GENERATIONS: &[Generation] = &[
+    Generation { dir: "back-v1", version: v1_version, frozen: true },
+    // The latent image and the raised caption; what `render` issues today.
+    Generation { dir: "back-v2", version: renderer_version, frozen: false },
+];
+
+fn render_generation(
+    generation: &Generation,
+    renderer: &Renderer,
+    secret: &MasterSecret,
+    doc: &CertificateDocument,
+    issued_at: JstDateTime,
+) -> Vec<u8> {
+    render_as(renderer, secret, doc, issued_at, (generation.version)(doc)).unwrap().pdf
+}
+
+#[test]
+fn the_current_generation_is_what_render_issues() {
+    let renderer = Renderer::load_default().expect("fonts (run scripts/setup.sh)");
+    let secret = MasterSecret::from_bytes([7; 32]);
+    let issued_at = JstDateTime::parse_rfc3339("2026-04-01T10:00:00+09:00").unwrap();
+    let current = GENERATIONS.last().unwrap();
+    for (name, doc) in documents() {
+        let issued = render(&renderer, &secret, &doc, issued_at).unwrap().pdf;
+        assert!(issued == render_generation(current, &renderer, &secret, &doc, issued_at), "{name}");
+        // Every version differs from the others, and none reads as another type's.
+        let previous = render_generation(&GENERATIONS[0], &renderer, &secret, &doc, issued_at);
+        assert!(issued != previous, "{name}: the generations render the same bytes");
+        assert!(render_as(&renderer, &secret, &doc, issued_at, "bcl-unknown/1").is_err(), "{name}");
+        let other = if matches!(doc, CertificateDocument::Tax(_)) { "bcl-seal-registration/2" } else { "bcl-tax/2" };
+        assert!(render_as(&renderer, &secret, &doc, issued_at, other).is_err(), "{name}: {other}");
+    }
+}
+
+fn assert_close(name: &str, rendered: &Path, golden: &Path) {
+    let (w, h, got) = gray_png(rendered);
+    let (ew, eh, want) = gray_png(golden);
+    assert_eq!((w, h), (ew, eh), "{name}: page size");
+    let mean = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / got.len() as f64;
+    let far = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 96).count() as f64 / got.len() as f64;
+    assert!(
+        mean < 1.5 && far < 0.003,
+        "{name}: image differs from {} (mean {mean:.3}, far {far:.4})",
+        golden.display()
+    );
+}
+
+fn page_png(pdf: &Path, page: u32, prefix: &Path) -> PathBuf {
+    let n = page.to_string();
+    let (p, out) = (pdf.to_str().unwrap(), prefix.to_str().unwrap());
+    tool("pdftoppm", &["-r", "40", "-gray", "-png", "-f", &n, "-l", &n, "-singlefile", p, out]);
+    prefix.with_extension("png")
+}
+
 #[test]
 fn every_type_matches_its_golden_text_and_image() {
     let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
@@ -182,28 +304,43 @@ fn every_type_matches_its_golden_text_and_image() {
     let secret = MasterSecret::from_bytes([7; 32]);
     let issued_at = JstDateTime::parse_rfc3339("2026-04-01T10:00:00+09:00").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for (name, doc) in documents() {
-        let pdf = render(&renderer, &secret, &doc, issued_at).unwrap().pdf;
-        let path = dir.path().join(format!("{name}.pdf"));
-        std::fs::write(&path, &pdf).unwrap();
-        let p = path.to_str().unwrap();
-        let text = String::from_utf8(tool("pdftotext", &["-layout", p, "-"])).unwrap();
-        let prefix = dir.path().join(name);
-        tool("pdftoppm", &["-r", "40", "-gray", "-png", "-f", "1", "-l", "1", "-singlefile", p, prefix.to_str().unwrap()]);
-        let rendered = prefix.with_extension("png");
-        let (text_file, png_file) = (golden.join(format!("{name}.txt")), golden.join(format!("{name}.png")));
-        if bless {
-            std::fs::write(&text_file, &text).unwrap();
-            std::fs::copy(&rendered, &png_file).unwrap();
-            continue;
+    for generation in GENERATIONS {
+        let gdir = golden.join(generation.dir);
+        let rewrite = bless && !generation.frozen;
+        let sha_file = gdir.join("sha256.txt");
+        let stored = std::fs::read_to_string(&sha_file).unwrap_or_default();
+        let mut digests = String::new();
+        for (name, doc) in documents() {
+            let pdf = render_generation(generation, &renderer, &secret, &doc, issued_at);
+            let digest = hex::encode(Sha256::digest(&pdf));
+            digests.push_str(&format!("{name} {digest}\n"));
+            let path = dir.path().join(format!("{}-{name}.pdf", generation.dir));
+            std::fs::write(&path, &pdf).unwrap();
+            let text = String::from_utf8(tool("pdftotext", &["-layout", path.to_str().unwrap(), "-"])).unwrap();
+            let front = page_png(&path, 1, &dir.path().join(format!("{}-{name}-front", generation.dir)));
+            let back = page_png(&path, 2, &dir.path().join(format!("{}-{name}-back", generation.dir)));
+            let (text_file, front_file, back_file) = (
+                gdir.join(format!("{name}.txt")),
+                golden.join(format!("{name}.png")),
+                gdir.join(format!("{name}.back.png")),
+            );
+            if rewrite {
+                std::fs::create_dir_all(&gdir).unwrap();
+                std::fs::write(&text_file, &text).unwrap();
+                std::fs::copy(&front, &front_file).unwrap();
+                std::fs::copy(&back, &back_file).unwrap();
+                continue;
+            }
+            let want = stored.lines().find_map(|l| l.strip_prefix(&format!("{name} ")));
+            assert_eq!(Some(digest.as_str()), want, "{name}: PDF bytes of generation {} changed", generation.dir);
+            let expected = std::fs::read_to_string(&text_file)
+                .unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
+            assert_eq!(text, expected, "{name}: text differs from {}", text_file.display());
+            assert_close(name, &front, &front_file);
+            assert_close(name, &back, &back_file);
         }
-        let expected = std::fs::read_to_string(&text_file).unwrap_or_else(|_| panic!("{name}: no golden text; run with BCL_BLESS=1"));
-        assert_eq!(text, expected, "{name}: text differs from tests/golden/{name}.txt");
-        let (w, h, got) = gray_png(&rendered);
-        let (ew, eh, want) = gray_png(&png_file);
-        assert_eq!((w, h), (ew, eh), "{name}: page size");
-        let mean = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>() / got.len() as f64;
-        let far = got.iter().zip(&want).filter(|(a, b)| a.abs_diff(**b) > 96).count() as f64 / got.len() as f64;
-        assert!(mean < 1.5 && far < 0.003, "{name}: image differs (mean {mean:.3}, far {far:.4})");
+        if rewrite {
+            std::fs::write(&sha_file, digests).unwrap();
+        }
     }
 }

@@ -50,6 +50,9 @@ pub struct Args {
     /// A primary whose follower does not acknowledge for this long continues alone (degraded operation).
     #[arg(long, default_value_t = 300)]
     pub solo_after_ms: u64,
+    /// Also serve the scan verification web page (plain HTTP) on this address, e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub verify_http: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -106,7 +109,31 @@ pub fn run(args: Args) -> CliResult {
         crate::replication::spawn(engine.clone());
         // Tests and scripts read this line to find the port.
         println!("bcl listening on {addr}");
-        crate::server::serve_with_shedding(engine, listener, shutdown_signal(), shedding(&args)).await
+        // One signal stops both servers.
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(());
+        });
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+            let _ = rx.changed().await;
+        };
+        let page = match &args.verify_http {
+            Some(page_addr) => {
+                let page_listener = tokio::net::TcpListener::bind(page_addr).await?;
+                let page_addr = page_listener.local_addr()?;
+                tracing::info!(addr = %page_addr, "serving the verification page");
+                println!("bcl verify page on http://{page_addr}/");
+                let serve = crate::verify::http::serve(engine.clone(), page_listener, until_stopped(stopped.clone()));
+                Some(tokio::spawn(serve))
+            }
+            None => None,
+        };
+        crate::server::serve_with_shedding(engine, listener, until_stopped(stopped), shedding(&args)).await?;
+        if let Some(page) = page {
+            page.await??;
+        }
+        Ok(())
     })
 }
 

@@ -23,7 +23,7 @@ use bcl_projections::record::{CertificateDocument, ResidentRecordCertificate};
 
 pub use display_list::{DisplayList, Item, Page, TextRun};
 pub use fonts::{FontPaths, FontRole, FontSet, Glyph};
-pub use pdf::{BackPage, PdfMeta, PdfTimestamp};
+pub use pdf::{BackDesign, BackPage, PdfMeta, PdfTimestamp};
 pub use raster::{GrayRaster, BACK_IMAGE_DPI};
 
 /// Why a certificate could not be rendered. Messages name the field and the rule, never the
@@ -110,8 +110,20 @@ impl Renderer {
         raster::rasterize(&self.fonts, &self.glyphs, page, dpi)
     }
 
-    /// Writes the PDF: each front page followed by its back page (`backs` empty: fronts only).
+    /// Writes the PDF: each front page followed by its back page (`backs` empty: fronts only), backs
+    /// in the current design.
     pub fn write_pdf(&self, list: &DisplayList, backs: &[BackPage], meta: &PdfMeta) -> Result<Vec<u8>, RenderError> {
-        pdf::write_pdf(&self.fonts, &self.subsets, list, backs, meta)
+        self.write_pdf_as(list, backs, meta, BackDesign::CURRENT)
+    }
+
+    /// [`Self::write_pdf`] with the back design of a given renderer generation (reproduction).
+    pub fn write_pdf_as(
+        &self,
+        list: &DisplayList,
+        backs: &[BackPage],
+        meta: &PdfMeta,
+        design: BackDesign,
+    ) -> Result<Vec<u8>, RenderError> {
+        pdf::write_pdf(&self.fonts, &self.subsets, list, backs, meta, design)
     }
 }

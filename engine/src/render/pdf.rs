@@ -15,8 +15,8 @@ use pdf_writer::{Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextS
 use sha2::{Digest, Sha256};
 
 use super::display_list::{DisplayList, Item, Page, TextRun, A4_HEIGHT, A4_WIDTH};
-use super::pantograph::{self, Pantograph, PathOp};
 use super::fonts::{FontRole, FontSet, Glyph};
+use super::pantograph::{self, Pantograph, PathOp};
 use super::subset_cache::{EmbeddedSubset, SubsetCache};
 use super::RenderError;
 
@@ -79,6 +79,50 @@ pub struct PdfTimestamp {
 /// Height of the band under the back image that carries the certificate id.
 const BACK_BAND: f32 = 22.0;
 
+/// What a back page carries besides the scrambled image. Certificates are reproduced byte for byte
+/// under the design they were issued with, so a design, once issued, never changes; the renderer
+/// version recorded with an issuance names it (`crate::certificate::back_design`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackDesign {
+    /// Generation 1: the image and the id caption 8 pt above the bottom edge (2.8 mm: inside the
+    /// ~4 mm many printers cannot print).
+    Plain,
+    /// Generation 2: the caption raised to 16 pt (5.6 mm) and the anti-copy latent image (桜
+    /// line screen hiding 「証」, `scramble::latent`) beside it at the foot of the page.
+    LatentImage,
+}
+
+impl BackDesign {
+    /// The design new certificates get.
+    pub const CURRENT: BackDesign = BackDesign::LatentImage;
+
+    fn caption_baseline_from_bottom(self) -> f32 {
+        match self {
+            BackDesign::Plain => 8.0,
+            BackDesign::LatentImage => 16.0,
+        }
+    }
+}
+
+/// Placement of the latent tile on the back page (generation 2). At 1200 dpi one pixel is 0.06 pt;
+/// the tile's left and top edges fall on whole pixels of a 1200-dpi rendering (and its left edge
+/// on a whole line-screen period), so that a decoding overlay printed at 1200 dpi registers.
+pub mod latent_tile {
+    use crate::scramble::latent::{BACK_TILE_HEIGHT, BACK_TILE_WIDTH};
+
+    pub const PT_PER_PX: f32 = 72.0 / 1200.0;
+    /// Left edge, in 1200-dpi pixels from the page's left edge (300 pt).
+    pub const LEFT_PX: u32 = 5000;
+    /// Top edge, in 1200-dpi pixels from the page's top edge (784.26 pt; the tile's foot is at
+    /// 14.4 pt = 5.1 mm, its top 7 pt below the finder ring of the scrambled image).
+    pub const TOP_PX: u32 = 13071;
+    pub const WIDTH_PT: f32 = BACK_TILE_WIDTH as f32 * PT_PER_PX;
+    pub const HEIGHT_PT: f32 = BACK_TILE_HEIGHT as f32 * PT_PER_PX;
+    /// 桜 pink. Its brightest channel stays far above the verifier's "dark" threshold, so the
+    /// tile can never be taken for a finder mark or for ink.
+    pub const RGB: [f32; 3] = [200.0 / 255.0, 40.0 / 255.0, 110.0 / 255.0];
+}
+
 /// zlib level for content streams and images: speed over the last few percent of size.
 const DEFLATE_LEVEL: u8 = 1;
 
@@ -90,6 +134,7 @@ pub fn write_pdf(
     list: &DisplayList,
     backs: &[BackPage],
     meta: &PdfMeta,
+    design: BackDesign,
 ) -> Result<Vec<u8>, RenderError> {
     if !backs.is_empty() && backs.len() != list.pages.len() {
         return Err(RenderError::BackPageCount { fronts: list.pages.len(), backs: backs.len() });
@@ -102,7 +147,8 @@ pub fn write_pdf(
     } else {
         let caption = format!("証明書番号 {}　（この面は表面のスクランブル画像です）", meta.certificate_id);
         let glyphs = fonts.shape(FontRole::Mincho, &caption, "certificate_id")?;
-        Some(TextRun { x: 42.5, baseline: A4_HEIGHT - 8.0, size: 7.0, font: FontRole::Mincho, tracking: 0.0, glyphs })
+        let baseline = A4_HEIGHT - design.caption_baseline_from_bottom();
+        Some(TextRun { x: 42.5, baseline, size: 7.0, font: FontRole::Mincho, tracking: 0.0, glyphs })
     };
 
     // Every glyph each font needs, with the character it stands for (first occurrence wins,
@@ -167,6 +213,15 @@ pub fn write_pdf(
         }
     }
 
+    // The latent tile is the same on every back: one image, shared by the back pages.
+    let latent = if design == BackDesign::LatentImage && !backs.is_empty() {
+        let id = alloc();
+        write_latent_mask(&mut chunk, id);
+        Some(id)
+    } else {
+        None
+    };
+
     let mut page_ids = Vec::new();
     for (i, page) in list.pages.iter().enumerate() {
         let page_id = alloc();
@@ -198,8 +253,10 @@ pub fn write_pdf(
             page_ids.push(page_id);
             write_image(&mut chunk, image_id, back);
             let caption = back_caption.as_ref().expect("caption exists when backs do");
-            let content = back_content(back, caption, &font_names);
-            write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, &[(b"Im0".to_vec(), image_id)]);
+            let content = back_content(back, caption, &font_names, latent.is_some());
+            let mut images = vec![(b"Im0".to_vec(), image_id)];
+            images.extend(latent.map(|id| (b"Lt".to_vec(), id)));
+            write_page(&mut chunk, page_id, content_id, pages_id, &content, &font_refs, &images);
         }
     }
     chunk.pages(pages_id).kids(page_ids.iter().copied()).count(page_ids.len() as i32);
@@ -265,11 +322,8 @@ fn write_font(
         .default_width(1000.0)
         .cid_to_gid_map_predefined(Name(b"Identity"));
     // CIDs are the subset's glyph ids (0 = .notdef, then the sorted originals).
-    let widths: Vec<f32> = subset
-        .original_gids
-        .iter()
-        .map(|g| (font.advance_units(*g) as f32 * scale).round())
-        .collect();
+    let widths: Vec<f32> =
+        subset.original_gids.iter().map(|g| (font.advance_units(*g) as f32 * scale).round()).collect();
     cid.widths().consecutive(0, widths);
     cid.finish();
 
@@ -341,6 +395,19 @@ fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage) {
     image.width(back.width as i32).height(back.height as i32);
     image.color_space().indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
     image.bits_per_component(back.bits_per_index as i32);
+    image.finish();
+}
+
+/// The latent tile as a 1-bit stencil (`/ImageMask`), painted in the current fill colour; no
+/// interpolation, so the line screen prints as drawn.
+fn write_latent_mask(chunk: &mut pdf_writer::Chunk, id: Ref) {
+    use crate::scramble::latent::{back_tile_mask_deflated, BACK_TILE_HEIGHT, BACK_TILE_WIDTH};
+    let mut image = chunk.image_xobject(id, back_tile_mask_deflated());
+    image.filter(Filter::FlateDecode);
+    image.width(BACK_TILE_WIDTH as i32).height(BACK_TILE_HEIGHT as i32);
+    image.image_mask(true);
+    image.bits_per_component(1);
+    image.interpolate(false);
     image.finish();
 }
 
@@ -492,7 +559,12 @@ fn front_content(page: &Page, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedS
     content.finish().to_vec()
 }
 
-fn back_content(back: &BackPage, caption: &TextRun, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) -> Vec<u8> {
+fn back_content(
+    back: &BackPage,
+    caption: &TextRun,
+    fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>,
+    latent: bool,
+) -> Vec<u8> {
     // The image keeps its aspect ratio and fills the page above the caption band.
     let room_h = A4_HEIGHT - BACK_BAND;
     let scale = (A4_WIDTH / back.width as f32).min(room_h / back.height as f32);
@@ -504,6 +576,15 @@ fn back_content(back: &BackPage, caption: &TextRun, fonts: &BTreeMap<FontRole, (
     content.transform([w, 0.0, 0.0, h, x, y]);
     content.x_object(Name(b"Im0"));
     content.restore_state();
+    if latent {
+        use latent_tile::*;
+        let bottom = A4_HEIGHT - (TOP_PX as f32 * PT_PER_PX + HEIGHT_PT);
+        content.save_state();
+        content.set_fill_rgb(RGB[0], RGB[1], RGB[2]);
+        content.transform([WIDTH_PT, 0.0, 0.0, HEIGHT_PT, LEFT_PX as f32 * PT_PER_PX, bottom]);
+        content.x_object(Name(b"Lt"));
+        content.restore_state();
+    }
     show_run(&mut content, caption, fonts);
     content.finish().to_vec()
 }

@@ -29,19 +29,17 @@
 
 mod blocks;
 mod key;
+pub mod latent;
 mod layout;
 mod levels;
 mod palette;
-pub mod latent;
 mod png_io;
 #[cfg(test)]
 mod tests;
 
 pub use blocks::BLOCK;
 pub use key::ScrambleKey;
-pub use layout::{
-    BackLayout, FinderKind, Rect, FINDER_MODULE, FINDER_MODULES, ID_STRIP_HEIGHT, MARGIN, RING,
-};
+pub use layout::{BackLayout, FinderKind, Rect, FINDER_MODULE, FINDER_MODULES, ID_STRIP_HEIGHT, MARGIN, RING};
 pub use levels::{level_of, quantise_gray, LEVELS, LEVEL_GRAY};
 pub use png_io::{descramble_png, gray_to_png};
 
@@ -113,11 +111,7 @@ pub enum DescrambleError {
 /// ([`quantise_gray`]). This is exactly what [`descramble`] restores.
 pub fn quantise(width: u32, height: u32, gray: &[u8]) -> Result<GrayImage, ScrambleError> {
     check_front(width, height, gray)?;
-    Ok(GrayImage {
-        width,
-        height,
-        pixels: gray.iter().map(|&v| quantise_gray(v)).collect(),
-    })
+    Ok(GrayImage { width, height, pixels: gray.iter().map(|&v| quantise_gray(v)).collect() })
 }
 
 /// The layout of the back of a front of this size (for the renderer: where the id strip is).
@@ -127,12 +121,7 @@ pub fn back_layout(front_width: u32, front_height: u32) -> Result<BackLayout, Sc
 }
 
 /// Scrambles a grayscale front (`width × height`, row-major, 0 = black) into its colour back.
-pub fn scramble(
-    width: u32,
-    height: u32,
-    gray: &[u8],
-    key: &ScrambleKey,
-) -> Result<BackImage, ScrambleError> {
+pub fn scramble(width: u32, height: u32, gray: &[u8], key: &ScrambleKey) -> Result<BackImage, ScrambleError> {
     check_front(width, height, gray)?;
     let layout = BackLayout::for_front(width, height);
     let (bx, by) = (layout.blocks_x as usize, layout.blocks_y as usize);
@@ -155,11 +144,7 @@ pub fn scramble(
     let row_stride = packed_row_bytes(layout.width, BITS_PER_INDEX);
     let mut packed = vec![(WHITE << 4) | WHITE; row_stride * layout.height as usize];
     layout.for_each_dark_mark_pixel(|x, y| set_nibble(&mut packed, row_stride, x, y, BLACK));
-    let front = FrontView {
-        width: width as usize,
-        height: height as usize,
-        gray,
-    };
+    let front = FrontView { width: width as usize, height: height as usize, gray };
     let mut target = PackedTarget {
         bytes: &mut packed,
         row_stride,
@@ -189,20 +174,13 @@ pub fn descramble(back: &BackImage, key: &ScrambleKey) -> Result<GrayImage, Desc
 
     let palette = KeyedPalette::new(key, layout.blocks_y as usize);
     // class_of[set][palette index]: classification of each back colour, once per set.
-    let class_of: Vec<Vec<u8>> = (0..PALETTE_SETS)
-        .map(|set| {
-            back.palette
-                .iter()
-                .map(|&c| palette.classify(set, c))
-                .collect()
-        })
-        .collect();
+    let class_of: Vec<Vec<u8>> =
+        (0..PALETTE_SETS).map(|set| back.palette.iter().map(|&c| palette.classify(set, c)).collect()).collect();
     let area = layout.scramble_area;
     let mut shown = Vec::with_capacity((area.width * area.height) as usize);
     for y in 0..area.height {
         let table = &class_of[palette.band_set[(y as usize) / BLOCK] as usize];
-        shown
-            .extend((0..area.width).map(|x| table[back.index_at(area.x + x, area.y + y) as usize]));
+        shown.extend((0..area.width).map(|x| table[back.index_at(area.x + x, area.y + y) as usize]));
     }
     finish(&layout, key, &shown)
 }
@@ -220,9 +198,7 @@ pub fn descramble_pixels(
         return Err(DescrambleError::UnsupportedPng);
     }
     if pixels.len() != width as usize * height as usize * channels {
-        return Err(DescrambleError::InconsistentBack(
-            "pixel buffer length does not match the size",
-        ));
+        return Err(DescrambleError::InconsistentBack("pixel buffer length does not match the size"));
     }
     let rgb_at = |x: u32, y: u32| {
         let i = (y as usize * width as usize + x as usize) * channels;
@@ -270,52 +246,90 @@ pub fn descramble_observed(
     key: &ScrambleKey,
     mut observe: impl FnMut(u32, u32) -> [u8; 3],
 ) -> Result<GrayImage, ScrambleError> {
+    let classifier = ObservedClassifier::new(key, front_width, front_height)?;
+    let (aw, ah) = classifier.area_size();
+    let mut shown = vec![0u8; aw as usize * ah as usize];
+    for (y, row) in shown.chunks_exact_mut(aw as usize).enumerate() {
+        let table = classifier.row_table(y as u32);
+        for (x, out) in row.iter_mut().enumerate() {
+            *out = ObservedClassifier::classify(table, observe(x as u32, y as u32));
+        }
+    }
+    descramble_classified(front_width, front_height, key, &shown)
+}
+
+/// Nearest-colour classification of observed back colours, for readers that sample the scrambled
+/// area themselves (e.g. in parallel): [`ObservedClassifier::row_table`] once per row, then
+/// [`ObservedClassifier::classify`] per pixel, then [`descramble_classified`].
+pub struct ObservedClassifier {
+    /// Per colour set, the class of each cell of a 32-level grid per channel (cell centres): one
+    /// look-up per pixel instead of five distances. The palette's colours are at least 100 apart,
+    /// so the 4-unit rounding only matters for colours already midway between two classes.
+    tables: Vec<Vec<u8>>,
+    band_set: Vec<u8>,
+    area: (u32, u32),
+}
+
+impl ObservedClassifier {
+    pub fn new(key: &ScrambleKey, front_width: u32, front_height: u32) -> Result<Self, ScrambleError> {
+        check_dimensions(front_width, front_height)?;
+        let layout = BackLayout::for_front(front_width, front_height);
+        let palette = KeyedPalette::new(key, layout.blocks_y as usize);
+        let tables = (0..PALETTE_SETS)
+            .map(|set| {
+                (0..32 * 32 * 32)
+                    .map(|i| {
+                        let c = |k: usize| (((i >> (10 - 5 * k)) & 31) * 8 + 4) as u8;
+                        palette.classify(set, [c(0), c(1), c(2)])
+                    })
+                    .collect()
+            })
+            .collect();
+        let area = (layout.scramble_area.width, layout.scramble_area.height);
+        Ok(ObservedClassifier { tables, band_set: palette.band_set.clone(), area })
+    }
+
+    /// Width and height of the scrambled area, in back pixels.
+    pub fn area_size(&self) -> (u32, u32) {
+        self.area
+    }
+
+    /// The table for row `y` of the scrambled area (its band's colour set).
+    pub fn row_table(&self, y: u32) -> &[u8] {
+        &self.tables[self.band_set[y as usize / BLOCK] as usize]
+    }
+
+    #[inline]
+    pub fn classify(table: &[u8], [r, g, b]: [u8; 3]) -> u8 {
+        table[((r as usize >> 3) << 10) | ((g as usize >> 3) << 5) | (b as usize >> 3)]
+    }
+}
+
+/// Restores the front from the classes of the scrambled area's pixels (row-major, as
+/// [`ObservedClassifier::classify`] gives them).
+pub fn descramble_classified(
+    front_width: u32,
+    front_height: u32,
+    key: &ScrambleKey,
+    shown: &[u8],
+) -> Result<GrayImage, ScrambleError> {
     check_dimensions(front_width, front_height)?;
     let layout = BackLayout::for_front(front_width, front_height);
-    let palette = KeyedPalette::new(key, layout.blocks_y as usize);
     let area = layout.scramble_area;
-    // Nearest-colour tables on a 32-level grid per channel (cell centres), one per colour set:
-    // one look-up per pixel instead of five distances. The palette's colours are at least 100
-    // apart, so the 4-unit rounding only matters for colours already midway between two classes.
-    let tables: Vec<Vec<u8>> = (0..PALETTE_SETS)
-        .map(|set| {
-            (0..32 * 32 * 32)
-                .map(|i| {
-                    let c = |k: usize| (((i >> (10 - 5 * k)) & 31) * 8 + 4) as u8;
-                    palette.classify(set, [c(0), c(1), c(2)])
-                })
-                .collect()
-        })
-        .collect();
-    let mut shown = Vec::with_capacity((area.width * area.height) as usize);
-    for y in 0..area.height {
-        let table = &tables[palette.band_set[(y as usize) / BLOCK] as usize];
-        shown.extend((0..area.width).map(|x| {
-            let [r, g, b] = observe(x, y);
-            table[((r as usize >> 3) << 10) | ((g as usize >> 3) << 5) | (b as usize >> 3)]
-        }));
+    if shown.len() != area.width as usize * area.height as usize {
+        return Err(ScrambleError::PixelCountMismatch);
     }
     let plan = BlockPlan::new(key, layout.blocks_x as usize, layout.blocks_y as usize);
-    let padded = blocks::unscramble(&plan, &shown);
+    let padded = blocks::unscramble(&plan, shown);
     let (w, h) = (front_width as usize, front_height as usize);
-    let pixels = padded
-        .chunks_exact(area.width as usize)
-        .take(h)
-        .flat_map(|row| {
-            row[..w].iter().map(|&c| {
-                if c == PAD {
-                    UNREADABLE_GRAY
-                } else {
-                    LEVEL_GRAY[c as usize]
-                }
-            })
-        })
-        .collect();
-    Ok(GrayImage {
-        width: front_width,
-        height: front_height,
-        pixels,
-    })
+    // Row by row into a preallocated buffer: a flat_map over a million pixels cannot know its
+    // length and costs as much as reading the scan.
+    let gray_of = |c: u8| if c == PAD { UNREADABLE_GRAY } else { LEVEL_GRAY[c as usize & 3] };
+    let mut pixels = Vec::with_capacity(w * h);
+    for row in padded.chunks_exact(area.width as usize).take(h) {
+        pixels.extend(row[..w].iter().map(|&c| gray_of(c)));
+    }
+    Ok(GrayImage { width: front_width, height: front_height, pixels })
 }
 
 /// The data colours of a key's back (every colour of the keyed palette but white and black), for a
@@ -342,17 +356,10 @@ pub fn source_block(
 
 /// Unshuffles the classified scrambled area and crops the padding, checking that it lies exactly
 /// where a front of the implied size puts it.
-fn finish(
-    layout: &BackLayout,
-    key: &ScrambleKey,
-    shown: &[u8],
-) -> Result<GrayImage, DescrambleError> {
+fn finish(layout: &BackLayout, key: &ScrambleKey, shown: &[u8]) -> Result<GrayImage, DescrambleError> {
     let plan = BlockPlan::new(key, layout.blocks_x as usize, layout.blocks_y as usize);
     let padded = blocks::unscramble(&plan, shown);
-    let (pw, ph) = (
-        layout.scramble_area.width as usize,
-        layout.scramble_area.height as usize,
-    );
+    let (pw, ph) = (layout.scramble_area.width as usize, layout.scramble_area.height as usize);
     // The front's last column and row carry levels, never padding; trailing padding on the first
     // row and column therefore measures the padding exactly.
     let pad_x = padded[..pw].iter().rev().take_while(|&&c| c == PAD).count();
@@ -378,11 +385,7 @@ fn finish(
             return Err(DescrambleError::PaddingMismatch);
         }
     }
-    Ok(GrayImage {
-        width: w as u32,
-        height: h as u32,
-        pixels,
-    })
+    Ok(GrayImage { width: w as u32, height: h as u32, pixels })
 }
 
 impl BackImage {
@@ -449,11 +452,7 @@ fn packed_row_bytes(width: u32, bits: u8) -> usize {
 
 fn set_nibble(packed: &mut [u8], stride: usize, x: u32, y: u32, index: u8) {
     let byte = &mut packed[y as usize * stride + x as usize / 2];
-    *byte = if x.is_multiple_of(2) {
-        (*byte & 0x0f) | (index << 4)
-    } else {
-        (*byte & 0xf0) | index
-    };
+    *byte = if x.is_multiple_of(2) { (*byte & 0x0f) | (index << 4) } else { (*byte & 0xf0) | index };
 }
 
 /// Dark for the finder-mark check: ITU-R BT.601 luma below mid-gray.

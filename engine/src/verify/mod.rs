@@ -21,6 +21,7 @@
 
 #[cfg(test)]
 mod degrade;
+pub mod http;
 mod image_io;
 mod locate;
 mod score;
@@ -31,7 +32,7 @@ mod tests;
 pub use image_io::{decode_scan, RgbImage, MAX_SCAN_BYTES, MAX_SCAN_PIXELS, MAX_SCAN_SIDE};
 pub use locate::{locate_back, BackLocation};
 pub use score::{ssim, BlockScores, MATCH_THRESHOLD, TAMPERED_BLOCK_MISMATCH, WORST_BLOCKS};
-pub use service::MAX_VERIFY_REQUEST_BYTES;
+pub use service::{BackReport, MAX_VERIFY_REQUEST_BYTES};
 
 use crate::scramble::{self, GrayImage, ScrambleKey};
 
@@ -75,35 +76,17 @@ pub struct Verification {
 ///
 /// A scan in which no back can be found is an error, not a verdict, so that the caller can tell
 /// "this is not a back" apart from "this back is not that certificate".
-pub fn verify_scan(
-    scan: &RgbImage,
-    front: &GrayImage,
-    key: &ScrambleKey,
-) -> Result<Verification, VerifyError> {
-    if front.width == 0
-        || front.height == 0
-        || front.pixels.len() != front.width as usize * front.height as usize
-    {
-        return Err(VerifyError::BadFront(
-            "size does not match the pixel buffer",
-        ));
+pub fn verify_scan(scan: &RgbImage, front: &GrayImage, key: &ScrambleKey) -> Result<Verification, VerifyError> {
+    if front.width == 0 || front.height == 0 || front.pixels.len() != front.width as usize * front.height as usize {
+        return Err(VerifyError::BadFront("size does not match the pixel buffer"));
     }
-    let layout = scramble::back_layout(front.width, front.height)
-        .map_err(|_| VerifyError::BadFront("size out of range"))?;
+    let layout =
+        scramble::back_layout(front.width, front.height).map_err(|_| VerifyError::BadFront("size out of range"))?;
     let location = locate_back(scan, &layout)?;
     let restored = read_back(scan, &location, front.width, front.height, key)?;
     let blocks = BlockScores::compare(&restored, front);
-    let verdict = if blocks.score >= MATCH_THRESHOLD {
-        Verdict::Match
-    } else {
-        Verdict::NoMatch
-    };
-    Ok(Verification {
-        restored,
-        location,
-        blocks,
-        verdict,
-    })
+    let verdict = if blocks.score >= MATCH_THRESHOLD { Verdict::Match } else { Verdict::NoMatch };
+    Ok(Verification { restored, location, blocks, verdict })
 }
 
 /// Back pixels on the edge of a 16-px block are read this far (in back pixels) towards the block's
@@ -120,6 +103,9 @@ fn edge_nudge(i: u32) -> f64 {
 }
 
 /// Reads and descrambles the scrambled area of a located back.
+///
+/// The rows are read by two threads: reading is most of a verification's time (a million
+/// bilinear samples, mostly waiting on the scan's memory), and the rows are independent.
 pub fn read_back(
     scan: &RgbImage,
     location: &BackLocation,
@@ -127,21 +113,74 @@ pub fn read_back(
     front_height: u32,
     key: &ScrambleKey,
 ) -> Result<GrayImage, VerifyError> {
+    read_back_threads(scan, location, front_width, front_height, key, 2)
+}
+
+fn read_back_threads(
+    scan: &RgbImage,
+    location: &BackLocation,
+    front_width: u32,
+    front_height: u32,
+    key: &ScrambleKey,
+    threads: u32,
+) -> Result<GrayImage, VerifyError> {
+    let bad_front = |_| VerifyError::BadFront("size out of range");
+    let classifier = scramble::ObservedClassifier::new(key, front_width, front_height).map_err(bad_front)?;
+    let (aw, ah) = classifier.area_size();
+    let mut shown = vec![0u8; aw as usize * ah as usize];
+    // Where each column of the scrambled area is read, in back pixels (the same on every row).
+    let area = location.layout.scramble_area;
+    let columns: Vec<f64> = (0..aw).map(|x| (area.x + x) as f64 + 0.5 + edge_nudge(x)).collect();
+    let read_rows = |first: u32, rows: &mut [u8]| {
+        for (dy, out) in rows.chunks_exact_mut(aw as usize).enumerate() {
+            let y = first + dy as u32;
+            read_row(scan, location, &columns, y, classifier.row_table(y), out);
+        }
+    };
+    if threads > 1 {
+        let half = (ah / 2) as usize * aw as usize;
+        let (top, bottom) = shown.split_at_mut(half);
+        std::thread::scope(|s| {
+            s.spawn(|| read_rows(0, top));
+            read_rows(ah / 2, bottom);
+        });
+    } else {
+        read_rows(0, &mut shown);
+    }
+    scramble::descramble_classified(front_width, front_height, key, &shown).map_err(bad_front)
+}
+
+/// Classifies row `y` of the scrambled area into `out`.
+fn read_row(scan: &RgbImage, location: &BackLocation, columns: &[f64], y: u32, table: &[u8], out: &mut [u8]) {
     let area = location.layout.scramble_area;
     let norm = &location.normalise;
-    // Rows are read in order: keep the current row's restriction of the transform.
-    let mut row = (u32::MAX, location.to_scan.row(0.0));
-    scramble::descramble_observed(front_width, front_height, key, |x, y| {
-        if row.0 != y {
-            row = (
-                y,
-                location
-                    .to_scan
-                    .row((area.y + y) as f64 + 0.5 + edge_nudge(y)),
-            );
+    let row = location.to_scan.row((area.y + y) as f64 + 0.5 + edge_nudge(y));
+    for (class, &u) in out.iter_mut().zip(columns) {
+        let (sx, sy) = row.at(u);
+        let rgb = norm.apply(sample(scan, sx - 0.5, sy - 0.5));
+        *class = scramble::ObservedClassifier::classify(table, rgb);
+    }
+}
+
+/// [`RgbImage::sample_bilinear`] with its interior path inlined into the reading loop (the same
+/// 8-bit fixed-point weights); near the edges it defers to the general sampler.
+#[inline(always)]
+fn sample(scan: &RgbImage, x: f64, y: f64) -> [u8; 3] {
+    if x >= 0.0 && y >= 0.0 {
+        let (x0, y0) = (x as usize, y as usize);
+        let (w, h) = (scan.width as usize, scan.height as usize);
+        if x0 + 1 < w && y0 + 1 < h {
+            let wx = ((x - x0 as f64) * 256.0) as u32;
+            let wy = ((y - y0 as f64) * 256.0) as u32;
+            let stride = w * 3;
+            let i = y0 * stride + x0 * 3;
+            let (top, bottom) = (&scan.pixels[i..i + 6], &scan.pixels[i + stride..i + stride + 6]);
+            return std::array::from_fn(|k| {
+                let t = top[k] as u32 * (256 - wx) + top[3 + k] as u32 * wx;
+                let b = bottom[k] as u32 * (256 - wx) + bottom[3 + k] as u32 * wx;
+                ((t * (256 - wy) + b * wy + (1 << 15)) >> 16) as u8
+            });
         }
-        let (sx, sy) = row.1.at((area.x + x) as f64 + 0.5 + edge_nudge(x));
-        norm.apply(scan.sample_bilinear(sx - 0.5, sy - 0.5))
-    })
-    .map_err(|_| VerifyError::BadFront("size out of range"))
+    }
+    scan.sample_bilinear(x, y)
 }
