@@ -33,7 +33,8 @@ impl Drop for Server {
 
 fn start(bcl: &Path, dir: &Path, listen: &str, extra: &[String]) -> Server {
     let mut child = Command::new(bcl)
-        .args(["serve", "--listen", listen, "--data-dir"])
+        // Plaintext: replication runs only with --insecure-dev for now (docs/operations.md).
+        .args(["serve", "--insecure-dev", "--listen", listen, "--data-dir"])
         .arg(dir)
         .args(extra)
         .env("RUST_LOG", "warn")

@@ -9,6 +9,9 @@ use bcl_proto::{admin_action::Action, AdminAction, MunicipalitySettings, Municip
 
 const MAX_TEXT: usize = 64;
 
+/// The actor recorded for an admin change made in-process (no network caller), e.g. by a benchmark.
+pub const LOCAL_ACTOR: &str = "engine-local";
+
 pub(crate) fn check_code(code: &str) -> Result<(), EngineError> {
     if bcl_projections::validate::check_municipality_code(code).is_ok() {
         Ok(())
@@ -28,17 +31,27 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), EngineError> {
 }
 
 impl Engine {
-    fn admin_action(&self, municipality_code: &str, action: Action) -> AdminAction {
+    fn admin_action(&self, municipality_code: &str, action: Action, actor: &str) -> AdminAction {
         AdminAction {
             municipality_code: municipality_code.to_string(),
             at: self.clock.now().to_rfc3339(),
             action: Some(action),
+            actor: actor.to_string(),
         }
     }
 
     /// Maintenance on: issuance stops at once. Off: lifts maintenance or a fail-closed suspension, refused
     /// while any of the municipality's link data is still held back.
     pub async fn set_maintenance(&self, req: bcl_proto::SetMaintenanceRequest) -> Result<MunicipalityStatus, EngineError> {
+        self.set_maintenance_by(req, LOCAL_ACTOR).await
+    }
+
+    /// [`Self::set_maintenance`] recording `actor` (the caller's identity) in the log leaf.
+    pub async fn set_maintenance_by(
+        &self,
+        req: bcl_proto::SetMaintenanceRequest,
+        actor: &str,
+    ) -> Result<MunicipalityStatus, EngineError> {
         check_code(&req.municipality_code)?;
         check_text("reason", &req.reason, 200)?;
         if let Some(r) = self.follower() {
@@ -47,7 +60,7 @@ impl Engine {
         }
         let code = req.municipality_code.clone();
         let lifting = !req.on;
-        let action = self.admin_action(&code, Action::SetMaintenance(req));
+        let action = self.admin_action(&code, Action::SetMaintenance(req), actor);
         let check_code = code.clone();
         self.writer
             .submit(|reply| Command::Admin {
@@ -68,6 +81,10 @@ impl Engine {
     /// 発行禁止設定: takes effect for the next request; an issuance prepared concurrently is re-checked by the
     /// writer because the block changes the municipality after the issuance's snapshot.
     pub async fn set_issuance_block(&self, req: bcl_proto::SetIssuanceBlockRequest) -> Result<(), EngineError> {
+        self.set_issuance_block_by(req, LOCAL_ACTOR).await
+    }
+
+    pub async fn set_issuance_block_by(&self, req: bcl_proto::SetIssuanceBlockRequest, actor: &str) -> Result<(), EngineError> {
         check_code(&req.municipality_code)?;
         if req.resident_id.is_empty() || req.resident_id.len() > MAX_TEXT {
             return Err(EngineError::Invalid("resident_id: required, at most 64 bytes".into()));
@@ -77,12 +94,20 @@ impl Engine {
             return Ok(());
         }
         let code = req.municipality_code.clone();
-        let action = self.admin_action(&code, Action::SetIssuanceBlock(req));
+        let action = self.admin_action(&code, Action::SetIssuanceBlock(req), actor);
         self.writer.submit(|reply| Command::Admin { action, precondition: Box::new(|_| Ok(())), reply }).await?;
         Ok(())
     }
 
     pub async fn update_settings(&self, settings: MunicipalitySettings) -> Result<MunicipalitySettings, EngineError> {
+        self.update_settings_by(settings, LOCAL_ACTOR).await
+    }
+
+    pub async fn update_settings_by(
+        &self,
+        settings: MunicipalitySettings,
+        actor: &str,
+    ) -> Result<MunicipalitySettings, EngineError> {
         check_code(&settings.municipality_code)?;
         bcl_projections::validate_settings(&settings).map_err(|e| EngineError::Invalid(e.to_string()))?;
         check_text("municipality_name", &settings.municipality_name, 32)?;
@@ -113,7 +138,7 @@ impl Engine {
             return Ok(answer.into_inner());
         }
         let code = settings.municipality_code.clone();
-        let action = self.admin_action(&code, Action::UpdateSettings(settings));
+        let action = self.admin_action(&code, Action::UpdateSettings(settings), actor);
         self.writer.submit(|reply| Command::Admin { action, precondition: Box::new(|_| Ok(())), reply }).await?;
         self.settings(&code)
     }

@@ -156,7 +156,9 @@ fn render_list(
             backs.push(backs[i % per_copy].clone());
             continue;
         }
+        let back_started = std::time::Instant::now();
         backs.push(back_of(&renderer.rasterize(page, BACK_IMAGE_DPI), &key)?);
+        metrics::histogram!(crate::server::telemetry::BACK_IMAGE_DURATION).record(back_started.elapsed());
     }
     let meta = PdfMeta {
         certificate_id: certificate_id.to_owned(),

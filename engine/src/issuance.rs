@@ -178,7 +178,9 @@ impl Engine {
                     _ => return Err(e),
                 },
             };
+            let render_started = std::time::Instant::now();
             let Rendered { pdf, sheets } = render(&self.renderer, &self.secret, &prepared.record, now)?;
+            metrics::histogram!(crate::server::telemetry::RENDER_DURATION).record(render_started.elapsed());
             let content_sha256 = hex::encode(Sha256::digest(&pdf));
             let record = IssuanceRecord {
                 certificate_id: certificate_id.clone(),

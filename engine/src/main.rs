@@ -7,6 +7,9 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "bcl", version, about = "Resident certificate issuance engine for convenience-store kiosks")]
 struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: cli::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,6 +28,8 @@ enum Command {
     Audit(cli::audit::Args),
     /// Restore the front of a certificate from an image of its back.
     Descramble(cli::descramble::Args),
+    /// Create a private CA and certificates for every role (mutual TLS), or issue one more.
+    Certs(cli::certs::Args),
     /// Verify a scan of a certificate's back against the certificate re-rendered from the log.
     Verify(cli::verify::Args),
     /// Write a synthetic municipality as JSON Lines (see the bcl-fixtures crate).
@@ -41,8 +46,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    cli::init_tracing();
     let args = Cli::parse();
+    cli::init_tracing(args.log_format);
     let result = match args.command {
         Command::Serve(a) => cli::serve::run(a),
         Command::Ingest(a) => cli::ingest_file::run(a),
@@ -51,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(a) => cli::verify::run(a),
         Command::Audit(a) => cli::audit::run(a),
         Command::Admin(a) => cli::admin::run(a),
+        Command::Certs(a) => cli::certs::run(a),
         Command::Fixtures { seed, households, code, out } => cli::write_fixtures(seed, households, &code, &out),
     };
     match result {

@@ -175,6 +175,7 @@ fn run(
                 Err(_) => break,
             }
         }
+        metrics::gauge!(crate::server::telemetry::WRITER_QUEUE_DEPTH).set(queue.len() as f64);
         if poisoned.load(Ordering::Acquire) {
             queue.drain(..).for_each(refuse);
             continue;
@@ -191,9 +192,11 @@ fn run(
         }
         // The tree nodes of the batch are hashed before the flush so they are durable with the leaves.
         let extension = (!leaves.is_empty()).then(|| audit.extend(&leaves));
+        let flush_started = std::time::Instant::now();
         let failed = !leaves.is_empty()
             && match store.append_durable(&leaves, extension.as_ref().map_or(&[][..], |e| &e.nodes)) {
                 Ok(_) => {
+                    crate::server::telemetry::record_flush(leaves.len(), flush_started.elapsed());
                     audit.commit(extension.expect("a non-empty batch was hashed"));
                     let _ = durable_len.send(store.len());
                     false

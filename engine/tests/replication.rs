@@ -56,7 +56,8 @@ impl Centre {
 
     fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bcl"))
-            .args(["serve", "--centre", self.name, "--listen", &format!("127.0.0.1:{}", self.port), "--now", NOW])
+            // Plaintext: replication runs only with --insecure-dev for now (docs/operations.md).
+            .args(["serve", "--insecure-dev", "--centre", self.name, "--listen", &format!("127.0.0.1:{}", self.port), "--now", NOW])
             .args(["--peer", &self.peer, "--data-dir"])
             .arg(&self.dir)
             .arg("--master-secret")

@@ -41,7 +41,8 @@ fuzz_target!(|data: &[u8]| {
     }
     for note in &notes {
         let source = Source { note, leaves: &export.leaves, recorded_hashes: Some(&export.recorded_hashes) };
-        let options = Options { previous_note: Some(note), reproducer: None, oracle: None, progress: &mut progress };
+        let options =
+            Options { previous_note: Some(note), reproducer: None, oracle: None, keys: None, progress: &mut progress };
         let report = verify(verifier, source, options);
         let _ = report.to_json();
     }

@@ -57,7 +57,7 @@ pub fn leaf(ev: ChangeEvent) -> LogLeaf {
 }
 
 pub fn admin(action: admin_action::Action) -> LogLeaf {
-    LogLeaf { kind: Some(Kind::Admin(AdminAction { municipality_code: CODE.into(), at: String::new(), action: Some(action) })) }
+    LogLeaf { kind: Some(Kind::Admin(AdminAction { municipality_code: CODE.into(), at: String::new(), action: Some(action), actor: String::new() })) }
 }
 
 pub fn configure() -> LogLeaf {

@@ -73,7 +73,7 @@ fn rid(i: usize) -> String {
 
 /// The log: settings enabling every type, registrations, then the operations (admin ones as admin leaves).
 fn log(ops: &[Op]) -> Vec<LogLeaf> {
-    let admin = |action: Action| LogLeaf { kind: Some(Kind::Admin(AdminAction { municipality_code: CODE.into(), at: String::new(), action: Some(action) })) };
+    let admin = |action: Action| LogLeaf { kind: Some(Kind::Admin(AdminAction { municipality_code: CODE.into(), at: String::new(), action: Some(action), actor: String::new() })) };
     let mut leaves = vec![admin(Action::UpdateSettings(MunicipalitySettings {
         municipality_code: CODE.into(),
         municipality_name: NAME.into(),

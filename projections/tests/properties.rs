@@ -177,6 +177,7 @@ fn any_leaf() -> impl Strategy<Value = LogLeaf> {
             action: Some(admin_action::Action::SetMaintenance(SetMaintenanceRequest {
                 municipality_code: c.into(), on, reason: "点検".into()
             })),
+            actor: String::new(),
         })) }),
     ]
 }

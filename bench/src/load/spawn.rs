@@ -82,7 +82,9 @@ impl Spawned {
     fn start_on(bcl: &Path, listen: &str, extra: &[String]) -> Result<Spawned, SpawnError> {
         let data = tempfile::tempdir().map_err(SpawnError::Start)?;
         let mut child = Command::new(bcl)
-            .args(["serve", "--listen", listen, "--now", NOW, "--data-dir"])
+            // Plaintext (`--insecure-dev`): the harness measures the engine, and its spawned engines only
+            // listen on loopback for the duration of a run. A `--target` engine must run with it too.
+            .args(["serve", "--insecure-dev", "--listen", listen, "--now", NOW, "--data-dir"])
             .arg(data.path())
             .args(extra)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))

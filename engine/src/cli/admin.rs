@@ -16,6 +16,8 @@ pub struct Args {
     /// The municipality (6-digit local government code).
     #[arg(long, default_value = "131016", global = true)]
     pub code: String,
+    #[command(flatten)]
+    pub tls: super::ClientTlsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -109,7 +111,8 @@ pub fn run(args: Args) -> CliResult {
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let channel = Channel::from_shared(args.server.clone())?.connect().await?;
+        // An https:// server is reached as the municipality's admin (admin-CODE) unless --identity says otherwise.
+        let channel: Channel = args.tls.connect(&args.server, &format!("admin-{}", args.code)).await?;
         let mut client = AdminClient::new(channel);
         let code = args.code.clone();
         match args.command {

@@ -24,6 +24,8 @@ use tonic::transport::Channel;
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    pub tls: super::ClientTlsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -120,9 +122,9 @@ pub fn run(args: Args) -> CliResult {
             );
             Ok(())
         }
-        Command::Export(a) => export_log(a),
-        Command::Verify(a) => verify_log(a),
-        Command::Prove(a) => prove(a),
+        Command::Export(a) => export_log(a, &args.tls),
+        Command::Verify(a) => verify_log(a, &args.tls),
+        Command::Prove(a) => prove(a, &args.tls),
     }
 }
 
@@ -132,10 +134,12 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// An `https://` server is reached with mutual TLS as `auditor` unless `--identity` says otherwise.
 async fn client(
     url: &str,
+    tls: &super::ClientTlsArgs,
 ) -> Result<AuditClient<Channel>, Box<dyn std::error::Error + Send + Sync>> {
-    let channel = Channel::from_shared(url.to_string())?.connect().await?;
+    let channel = tls.connect(url, "auditor").await?;
     Ok(AuditClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
@@ -193,10 +197,10 @@ fn progress(stage: &str, done: u64, total: u64) {
     }
 }
 
-fn export_log(args: ExportArgs) -> CliResult {
+fn export_log(args: ExportArgs, tls: &super::ClientTlsArgs) -> CliResult {
     let export = if let Some(url) = &args.server {
         runtime()?.block_on(async {
-            let mut c = client(url).await?;
+            let mut c = client(url, tls).await?;
             let cp = c
                 .get_checkpoint(GetCheckpointRequest {})
                 .await?
@@ -297,7 +301,7 @@ fn load_secret(path: &Path) -> Result<MasterSecret, Box<dyn std::error::Error + 
     Ok(MasterSecret::from_bytes(bytes))
 }
 
-fn verify_log(args: VerifyArgs) -> CliResult {
+fn verify_log(args: VerifyArgs, tls: &super::ClientTlsArgs) -> CliResult {
     let verifier = verifier(&args.vkey)?;
     let previous = match &args.previous {
         Some(p) if p.exists() => Some(std::fs::read_to_string(p)?),
@@ -335,7 +339,7 @@ fn verify_log(args: VerifyArgs) -> CliResult {
     let rt = runtime()?;
     let (note, leaves, recorded, mut oracle) = if let Some(url) = &args.server {
         let (note, leaves, client) = rt.block_on(async {
-            let mut c = client(url).await?;
+            let mut c = client(url, tls).await?;
             let cp = c
                 .get_checkpoint(GetCheckpointRequest {})
                 .await?
@@ -441,11 +445,11 @@ fn print_report(r: &verify::Report) {
     }
 }
 
-fn prove(args: ProveArgs) -> CliResult {
+fn prove(args: ProveArgs, tls: &super::ClientTlsArgs) -> CliResult {
     let verifier = verifier(&args.vkey)?;
     let rt = runtime()?;
     let (proved, cp) = rt.block_on(async {
-        let mut c = client(&args.server).await?;
+        let mut c = client(&args.server, tls).await?;
         let note = c
             .get_checkpoint(GetCheckpointRequest {})
             .await?

@@ -1,15 +1,19 @@
 //! `bcl demo`: the whole path on an embedded default, for a newcomer. Generates a fixture municipality,
 //! starts a real server on a free local port with a fresh data directory, appends the change events over
 //! gRPC, configures issuance, issues a certificate for every fixture case (and shows the refusals), checks a
-//! retry is idempotent, and writes the PDFs to a folder it prints.
+//! retry is idempotent, and writes the PDFs to a folder it prints. Everything goes over mutual TLS with the
+//! certificates `bcl certs init` makes (in `<out>/tls`): the link appends, the municipality's admin
+//! configures, each exchange centre issues with its own certificate.
 
 use super::CliResult;
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineConfig};
+use crate::server::tls::ClientAuth;
+use crate::server::ServeOptions;
 use bcl_fixtures::{Expect, Spec};
 use bcl_proto::{
-    admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest,
-    CertificateType, Centre, IssueRequest, MunicipalityRef, MunicipalitySettings,
+    admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest, Centre,
+    CertificateType, IssueRequest, MunicipalityRef, MunicipalitySettings,
 };
 use std::path::PathBuf;
 
@@ -43,25 +47,39 @@ pub fn run(args: Args) -> CliResult {
         std::fs::remove_dir_all(&data_dir)?;
     }
     std::fs::create_dir_all(&args.out)?;
+    let tls_dir = args.out.join("tls");
+    super::certs::init(&tls_dir, std::slice::from_ref(&spec.municipality_code), &[], true)?;
     let engine = Engine::open(EngineConfig { data_dir: data_dir.clone(), clock, fonts: None })?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(engine, listener, async {
-            let _ = stop_rx.await;
-        }));
-        let url = format!("http://{addr}");
-        println!("engine listening on {addr} (data in {})", data_dir.display());
+        let options = ServeOptions { tls_dir: Some(tls_dir.clone()), ..ServeOptions::default() };
+        let server = tokio::spawn(crate::server::serve_with(
+            engine,
+            listener,
+            async {
+                let _ = stop_rx.await;
+            },
+            options,
+        ));
+        let url = format!("https://{addr}");
+        println!(
+            "engine listening on {addr}, mutual TLS (certificates in {}, data in {})",
+            tls_dir.display(),
+            data_dir.display()
+        );
+        let code = spec.municipality_code.clone();
+        let as_identity = |name: String| ClientAuth::tls(&tls_dir, name);
 
-        let mut ingest = IngestClient::connect(url.clone()).await?;
+        let mut ingest = IngestClient::new(as_identity(format!("link-{code}")).connect(&url).await?);
         let started = std::time::Instant::now();
         for chunk in municipality.events.chunks(1000) {
             ingest.append(AppendRequest { events: chunk.to_vec() }).await?;
         }
-        let code = spec.municipality_code.clone();
-        let status = ingest.get_municipality_status(MunicipalityRef { municipality_code: code.clone() }).await?.into_inner();
+        let status =
+            ingest.get_municipality_status(MunicipalityRef { municipality_code: code.clone() }).await?.into_inner();
         println!(
             "appended {} change events of municipality {code} in {:.0?}: applied_seq {} state {:?}",
             municipality.events.len(),
@@ -70,7 +88,7 @@ pub fn run(args: Args) -> CliResult {
             bcl_proto::MunicipalityState::try_from(status.state).unwrap_or_default()
         );
 
-        let mut admin = AdminClient::connect(url.clone()).await?;
+        let mut admin = AdminClient::new(as_identity(format!("admin-{code}")).connect(&url).await?);
         admin
             .update_settings(MunicipalitySettings {
                 municipality_code: code.clone(),
@@ -96,7 +114,11 @@ pub fn run(args: Args) -> CliResult {
             })
             .await?;
 
-        let mut issuance = IssuanceClient::connect(url.clone()).await?.max_decoding_message_size(64 << 20);
+        // Each centre issues with its own certificate: a centre may only issue as itself.
+        let mut east = IssuanceClient::new(as_identity("centre-east".into()).connect(&url).await?)
+            .max_decoding_message_size(64 << 20);
+        let mut west = IssuanceClient::new(as_identity("centre-west".into()).connect(&url).await?)
+            .max_decoding_message_size(64 << 20);
         let pdf_dir = args.out.clone();
         let mut written = 0;
         for (i, case) in municipality.cases.iter().enumerate() {
@@ -115,6 +137,7 @@ pub fn run(args: Args) -> CliResult {
                 copies: 1,
             };
             let started = std::time::Instant::now();
+            let issuance = if i % 2 == 0 { &mut east } else { &mut west };
             match issuance.issue(req.clone()).await {
                 Ok(resp) => {
                     let resp = resp.into_inner();
@@ -133,8 +156,14 @@ pub fn run(args: Args) -> CliResult {
                     );
                     if written == 1 {
                         let again = issuance.issue(req).await?.into_inner();
-                        assert!(again.replayed && again.pdf == resp.pdf, "a retried request must return the same certificate");
-                        println!("  {:<28} retry of the same request_id: same certificate, replayed=true, charged once", "");
+                        assert!(
+                            again.replayed && again.pdf == resp.pdf,
+                            "a retried request must return the same certificate"
+                        );
+                        println!(
+                            "  {:<28} retry of the same request_id: same certificate, replayed=true, charged once",
+                            ""
+                        );
                     }
                     if let Expect::Refuse(reason) = case.expect {
                         println!("  !! expected refusal {reason} but the certificate was issued");

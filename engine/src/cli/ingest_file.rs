@@ -15,6 +15,8 @@ pub struct Args {
     /// Events per Append request.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    #[command(flatten)]
+    pub tls: super::ClientTlsArgs,
 }
 
 /// Parses the whole file first so that a bad line is reported (by line number, never by content) before
@@ -60,7 +62,12 @@ pub fn run(args: Args) -> CliResult {
     let events = read_events(&args.file)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let mut client = IngestClient::connect(args.server.clone()).await?.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+        // An https:// server is reached as the link of the file's (first) municipality unless --identity says
+        // otherwise.
+        let code = events.first().map_or("", |e| e.municipality_code.as_str());
+        let channel = args.tls.connect(&args.server, &format!("link-{code}")).await?;
+        let mut client =
+            IngestClient::new(channel).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
         let mut sent = 0usize;
         for chunk in events.chunks(args.batch.max(1)) {
             let resp = client.append(AppendRequest { events: chunk.to_vec() }).await?.into_inner();

@@ -4,6 +4,8 @@ use super::CliResult;
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineConfig};
 use crate::replication::{CentreName, ReplicationConfig};
+use crate::server::ServeOptions;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +23,30 @@ pub struct Args {
     /// Fixed clock (RFC 3339), e.g. 2026-04-01T10:00:00+09:00; default: the system clock.
     #[arg(long)]
     pub now: Option<String>,
+    /// Mutual TLS (the default): ca.pem, server.pem and server.key; every client presents a certificate of
+    /// this CA whose bcl:// URI names its role (`bcl certs init --dir DIR` makes a set; docs/operations.md).
+    #[arg(long, default_value = "./bcl-tls")]
+    pub tls_dir: PathBuf,
+    /// Plaintext without client certificates: anyone who can connect may call everything. Development
+    /// only; never the default, and the server warns at start.
+    #[arg(long, conflicts_with = "tls_dir")]
+    pub insecure_dev: bool,
+    /// Municipalities of a `bcl://link` certificate without codes, by its CN: `link-prefecture=131016,131024`.
+    #[arg(long = "link-grant", value_name = "CN=CODE,...")]
+    pub link_grants: Vec<String>,
+    /// Requests per second per caller identity (token bucket); 0 = unlimited.
+    #[arg(long, default_value_t = crate::server::DEFAULT_RATE_PER_SECOND)]
+    pub rate_limit: f64,
+    /// Burst size of each caller's bucket.
+    #[arg(long, default_value_t = crate::server::DEFAULT_RATE_BURST)]
+    pub rate_burst: f64,
+    /// Longest duration of any call in seconds; a client's shorter grpc-timeout is honoured.
+    #[arg(long, default_value_t = crate::server::DEFAULT_MAX_DEADLINE.as_secs_f64())]
+    pub max_deadline: f64,
+    /// Serve Prometheus metrics at http(s)://ADDR/metrics (TLS with a client certificate of the CA unless
+    /// --insecure-dev); the bound address is printed as `bcl metrics on ADDR`.
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
     /// Issue load shedding: issuances running at once (default: cores + 1).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
@@ -55,6 +81,19 @@ pub struct Args {
     pub verify_http: Option<String>,
 }
 
+fn parse_link_grants(specs: &[String]) -> Result<HashMap<String, Vec<String>>, String> {
+    let mut grants: HashMap<String, Vec<String>> = HashMap::new();
+    for spec in specs {
+        let (name, codes) = spec.split_once('=').ok_or_else(|| format!("--link-grant {spec}: expected CN=CODE,..."))?;
+        for code in codes.split(',') {
+            bcl_projections::validate::check_municipality_code(code)
+                .map_err(|_| format!("--link-grant {spec}: {code} is not a municipality code"))?;
+            grants.entry(name.to_string()).or_default().push(code.to_string());
+        }
+    }
+    Ok(grants)
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Centre {
     East,
@@ -73,6 +112,29 @@ pub fn run(args: Args) -> CliResult {
         Some(t) => Clock::fixed(t)?,
         None => Clock::System,
     };
+    let max_deadline = std::time::Duration::try_from_secs_f64(args.max_deadline)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or("--max-deadline: a positive number of seconds")?;
+    let options = ServeOptions {
+        tls_dir: (!args.insecure_dev).then(|| args.tls_dir.clone()),
+        link_grants: parse_link_grants(&args.link_grants)?,
+        rate_per_second: args.rate_limit,
+        rate_burst: args.rate_burst,
+        max_deadline,
+        shedding: shedding(&args),
+    };
+    if let Some(dir) = &options.tls_dir {
+        // Fail before opening the log: a missing certificate is a configuration error, not a runtime one.
+        crate::server::tls::server_tls(dir).map_err(|e| {
+            format!("mutual TLS needs {}/{{ca.pem,server.pem,server.key}} ({e}); create them with `bcl certs init --dir {}` or run with --insecure-dev", dir.display(), dir.display())
+        })?;
+    }
+    if args.peer.is_some() && options.tls_dir.is_some() {
+        // The replication client and the start-up status service still speak plaintext
+        // (docs/operations.md, "Replication"): refuse rather than start a centre that cannot reach its peer.
+        return Err("--peer (replication) runs only with --insecure-dev for now: its peer connection is not yet mutual TLS".into());
+    }
     if let Some(file) = &args.master_secret {
         std::fs::create_dir_all(&args.data_dir)?;
         crate::secrets::MasterSecret::provision(&args.data_dir, file)?;
@@ -105,7 +167,23 @@ pub fn run(args: Args) -> CliResult {
                 engine
             }
         };
-        tracing::info!(%addr, centre, log_len = engine.log_len(), "serving");
+        if options.tls_dir.is_none() {
+            let banner = "INSECURE: --insecure-dev serves plaintext gRPC without client certificates; anyone who can \
+                          connect may read and change everything. Never use it outside development.";
+            eprintln!("\n!!! {banner}\n");
+            tracing::warn!("{banner}");
+        }
+        if let Some(metrics_addr) = &args.metrics_listen {
+            let tls = match &options.tls_dir {
+                Some(dir) => Some(crate::server::tls::metrics_server_config(dir)?),
+                None => None,
+            };
+            let bound = crate::server::telemetry::start(metrics_addr, tls).await?;
+            tracing::info!(%bound, "metrics");
+            // Printed before the listening line, which tells a reader that the server is ready.
+            println!("bcl metrics on {bound}");
+        }
+        tracing::info!(%addr, centre, log_len = engine.log_len(), mtls = options.tls_dir.is_some(), "serving");
         crate::replication::spawn(engine.clone());
         // Tests and scripts read this line to find the port.
         println!("bcl listening on {addr}");
@@ -129,7 +207,7 @@ pub fn run(args: Args) -> CliResult {
             }
             None => None,
         };
-        crate::server::serve_with_shedding(engine, listener, until_stopped(stopped), shedding(&args)).await?;
+        crate::server::serve_with(engine, listener, until_stopped(stopped), options).await?;
         if let Some(page) = page {
             page.await??;
         }

@@ -1,0 +1,232 @@
+//! What an operator sees, through the real `bcl serve`: the Prometheus endpoint (over mutual TLS) moving with
+//! issuance, health following a municipality's suspension, the `--insecure-dev` warning, and a graceful stop
+//! that loses nothing acknowledged.
+
+mod common;
+
+use bcl_proto::{AppendRequest, GetCheckpointRequest};
+use common::*;
+use std::io::Read;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+
+/// `GET /metrics` over TLS, presenting `identity` (None: no client certificate).
+async fn scrape(addr: &str, identity: Option<&str>) -> std::io::Result<String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
+    let dir = certs_dir();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap()).unwrap();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some(name) => {
+            let chain = vec![CertificateDer::from_pem_file(dir.join(format!("{name}.pem"))).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
+    tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!("not 200: {head}")));
+    }
+    Ok(body.to_string())
+}
+
+/// The sum of the samples of `name` whose labels contain every `label="value"` of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name && labels.iter().all(|want| rest.contains(want))
+        })
+        .map(|(_, v)| v.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_move_with_issuance_and_need_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), NOW, &["--metrics-listen", "127.0.0.1:0"]);
+    let metrics = server.metrics_addr.clone().expect("bcl metrics on ADDR");
+    let m = fixture(10);
+    append_all(&server, &m.events).await;
+    configure(&server, CODE).await;
+    let before = scrape(&metrics, Some("monitor")).await.expect("scrape as monitor");
+    let issued = |text: &str| {
+        sample(text, "bcl_issue_requests_total", &["centre=\"east\"", "type=\"RESIDENT_RECORD\"", "outcome=\"issued\""])
+    };
+
+    let mut client = server.issuance().await;
+    let cases: Vec<_> = m
+        .cases
+        .iter()
+        .filter(|c| c.certificate_type == bcl_proto::CertificateType::ResidentRecord)
+        .filter(|c| matches!(c.expect, bcl_fixtures::Expect::Issue { .. }))
+        .take(2)
+        .collect();
+    assert_eq!(cases.len(), 2);
+    for (i, case) in cases.iter().enumerate() {
+        client
+            .issue(resident_record(&format!("metrics-{i}"), &case.card_serial, &case.subject_resident_ids))
+            .await
+            .unwrap();
+    }
+    let unknown = client.issue(resident_record("metrics-unknown", "NO-SUCH-CARD", &[])).await.unwrap_err();
+    let refused = reason(&unknown);
+
+    let after = scrape(&metrics, Some("monitor")).await.expect("scrape again");
+    assert_eq!(issued(&after) - issued(&before), 2.0, "issued counter");
+    let by_reason = |text: &str| sample(text, "bcl_refusals_total", &[&format!("reason=\"{refused}\"")]);
+    assert_eq!(by_reason(&after) - by_reason(&before), 1.0, "refusals by reason {refused}");
+    let refused_issue = format!("outcome=\"{refused}\"");
+    assert!(sample(&after, "bcl_issue_requests_total", &[&refused_issue]) >= 1.0);
+    assert!(sample(&after, "bcl_issue_duration_seconds_count", &["outcome=\"issued\""]) >= 2.0);
+    assert!(sample(&after, "bcl_render_seconds_count", &[]) >= 2.0);
+    assert!(sample(&after, "bcl_back_image_seconds_count", &[]) >= 2.0);
+    assert!(
+        sample(&after, "bcl_writer_batch_leaves_count", &[]) > sample(&before, "bcl_writer_batch_leaves_count", &[])
+    );
+    assert!(sample(&after, "bcl_writer_fsync_seconds_count", &[]) >= 1.0);
+    assert!(after.contains("bcl_writer_queue_depth"));
+    // Gauges are refreshed in the background: present, and never going backwards.
+    assert!(sample(&after, "bcl_log_leaves", &[]) >= sample(&before, "bcl_log_leaves", &[]));
+    assert!(sample(&after, "bcl_log_leaves", &[]) >= m.events.len() as f64);
+    assert_eq!(sample(&after, "bcl_storage_healthy", &[]), 1.0);
+    assert!(after.contains("bcl_municipalities{state=\"ACTIVE\"}"));
+    assert!(after.contains("bcl_checkpoint_age_seconds"));
+    // Without a client certificate of the CA, or in plaintext, nothing is served.
+    assert!(scrape(&metrics, None).await.is_err(), "scraped without a client certificate");
+    let mut plain = tokio::net::TcpStream::connect(&metrics).await.unwrap();
+    plain.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("bcl_issue"), "plaintext scrape was answered");
+}
+
+/// Reads `service`'s health stream until `want` (the server sends the current status, then every change).
+async fn until_status(health: &mut HealthClient<tonic::transport::Channel>, service: &str, want: ServingStatus) {
+    let mut stream = health.watch(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+    let wait = async {
+        while let Some(update) = stream.message().await.unwrap() {
+            if update.status() == want {
+                return;
+            }
+        }
+        panic!("health stream of {service} ended");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("{service} never became {want:?}"));
+}
+
+#[tokio::test]
+async fn health_follows_a_municipality_suspension() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let m = fixture(5);
+    append_all(&server, &m.events).await;
+    let mut health = HealthClient::new(server.channel_as("monitor").await);
+    let issuance = format!("bcl.v1.Issuance/{CODE}");
+    until_status(&mut health, &issuance, ServingStatus::Serving).await;
+    // A gap in sourceSeq: the municipality is suspended (fail closed).
+    let mut gap = m.events.last().unwrap().clone();
+    gap.source_seq += 2;
+    gap.event_id = "00000000-0000-4000-8000-00000000gap1".replace("gap1", "0abc");
+    let _ = server.ingest().await.append(AppendRequest { events: vec![gap] }).await;
+    assert_eq!(
+        bcl_proto::MunicipalityState::try_from(status(&server, CODE).await.state).unwrap(),
+        bcl_proto::MunicipalityState::Suspended
+    );
+    until_status(&mut health, &issuance, ServingStatus::NotServing).await;
+    // The engine as a whole still serves (only that municipality stopped).
+    let overall = health.check(HealthCheckRequest { service: "bcl.v1.Issuance".into() }).await.unwrap().into_inner();
+    assert_eq!(overall.status(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn insecure_dev_is_plaintext_and_says_so_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, mut stderr) = Server::start_logging(dir.path(), NOW, &["--insecure-dev"], "warn");
+    assert!(server.url().starts_with("http://"));
+    let mut audit = server.audit().await;
+    audit.get_checkpoint(GetCheckpointRequest {}).await.expect("plaintext call");
+    drop(audit);
+    drop(server); // kills it, so the pipe reaches its end
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).unwrap();
+    assert!(logs.contains("INSECURE") && logs.contains("--insecure-dev"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_keeps_every_acknowledged_issuance() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), NOW);
+    let m = fixture(10);
+    append_all(&server, &m.events).await;
+    configure(&server, CODE).await;
+    let case = m
+        .cases
+        .iter()
+        .find(|c| {
+            c.certificate_type == bcl_proto::CertificateType::ResidentRecord
+                && matches!(c.expect, bcl_fixtures::Expect::Issue { .. })
+        })
+        .unwrap()
+        .clone();
+    // Issues in flight while SIGTERM arrives: each one either completes or is refused as unavailable.
+    let client = server.issuance().await;
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut first_tx = Some(first_tx);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let mut c = client.clone();
+        let req = resident_record(&format!("shutdown-{i}"), &case.card_serial, &case.subject_resident_ids);
+        tasks.push(tokio::spawn(async move { c.issue(req).await.map(|r| r.into_inner()) }));
+    }
+    let watcher = tokio::spawn(async move {
+        let mut results = Vec::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            if let Some(tx) = first_tx.take() {
+                let _ = tx.send(());
+            }
+            results.push(r);
+        }
+        results
+    });
+    first_rx.await.unwrap();
+    // Waiting for the process must not block the runtime that reads the in-flight responses.
+    let exited = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap();
+    assert!(exited, "bcl serve exits cleanly on SIGTERM");
+    let results = watcher.await.unwrap();
+    let acknowledged: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert!(!acknowledged.is_empty());
+    for r in &results {
+        if let Err(status) = r {
+            assert!(
+                matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown),
+                "{status:?}"
+            );
+        }
+    }
+    // After a restart every acknowledged certificate is in the log: the same request is a replay.
+    let server = Server::start(dir.path(), NOW);
+    let mut client = server.issuance().await;
+    for (i, r) in results.iter().enumerate() {
+        if let Ok(resp) = r {
+            let req = resident_record(&format!("shutdown-{i}"), &case.card_serial, &case.subject_resident_ids);
+            let again = client.issue(req).await.unwrap().into_inner();
+            assert!(again.replayed, "shutdown-{i} was acknowledged but is not in the log");
+            assert_eq!(again.certificate_id, resp.certificate_id);
+        }
+    }
+}
