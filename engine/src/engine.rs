@@ -123,8 +123,13 @@ impl Engine {
                     (),
                 )
             });
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(dir) = &replication.tls_dir {
+                let tls = crate::server::tls::server_tls(dir).map_err(|e| EngineError::Internal(format!("TLS: {e}")))?;
+                builder = builder.tls_config(tls).map_err(|e| EngineError::Internal(format!("TLS: {e}")))?;
+            }
             starting_server = Some(tokio::spawn(
-                tonic::transport::Server::builder()
+                builder
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
                         let _ = starting.await;

@@ -45,11 +45,20 @@ struct Centre {
     port: u16,
     peer: String,
     dir: PathBuf,
+    /// Mutual TLS (the test harness's `bcl certs init` directory), or plaintext (`--insecure-dev`).
+    tls: Option<PathBuf>,
 }
 
 impl Centre {
     fn start(name: &'static str, port: u16, peer: &str, dir: &Path) -> Centre {
-        let mut c = Centre { child: None, name, port, peer: peer.to_string(), dir: dir.to_path_buf() };
+        let mut c = Centre { child: None, name, port, peer: peer.to_string(), dir: dir.to_path_buf(), tls: None };
+        c.spawn();
+        c
+    }
+
+    fn start_tls(name: &'static str, port: u16, peer: &str, dir: &Path, tls: &Path) -> Centre {
+        let (peer, dir, tls) = (peer.to_string(), dir.to_path_buf(), Some(tls.to_path_buf()));
+        let mut c = Centre { child: None, name, port, peer, dir, tls };
         c.spawn();
         c
     }
@@ -57,7 +66,11 @@ impl Centre {
     fn spawn(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bcl"))
             // Plaintext: replication runs only with --insecure-dev for now (docs/operations.md).
-            .args(["serve", "--insecure-dev", "--centre", self.name, "--listen", &format!("127.0.0.1:{}", self.port), "--now", NOW])
+            .args(["serve", "--centre", self.name, "--listen", &format!("127.0.0.1:{}", self.port), "--now", NOW])
+            .args(match &self.tls {
+                Some(dir) => vec!["--tls-dir".to_string(), dir.display().to_string()],
+                None => vec!["--insecure-dev".to_string()],
+            })
             .args(["--peer", &self.peer, "--data-dir"])
             .arg(&self.dir)
             .arg("--master-secret")
@@ -75,11 +88,19 @@ impl Centre {
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn channel(&self) -> Channel {
-        Channel::from_shared(self.url()).unwrap().connect_lazy()
+        match &self.tls {
+            // The harness talks to the centres as their peer (Ingest, Issue, Audit, Admin, health).
+            Some(dir) => bcl_engine::server::tls::ClientAuth::tls(dir, "peer-east")
+                .endpoint(&self.url())
+                .unwrap()
+                .connect_lazy(),
+            None => Channel::from_shared(self.url()).unwrap().connect_lazy(),
+        }
     }
 
     fn ingest(&self) -> IngestClient<Channel> {
@@ -474,4 +495,24 @@ async fn a_gap_fed_at_one_centre_suspends_the_municipality_at_both() {
             centre.name
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn centres_replicate_over_mutual_tls() {
+    let (ed, wd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let certs = certs_dir().to_path_buf();
+    let (e, w) = (free_port(), free_port());
+    let (east_peer, west_peer) = (format!("127.0.0.1:{w}"), format!("127.0.0.1:{e}"));
+    let (east_dir, certs2) = (ed.path().to_path_buf(), certs.clone());
+    let east = std::thread::spawn(move || Centre::start_tls("east", e, &east_peer, &east_dir, &certs2));
+    let west = Centre::start_tls("west", w, &west_peer, wd.path(), &certs);
+    let east = east.join().unwrap();
+    // Change data at the follower is forwarded to the primary as `peer-west` over mutual TLS.
+    let m = load_fixture(&west, 30).await;
+    let residents = issuable(&m);
+    let at_west = west.issuance().issue(request(1, &residents[0])).await.expect("issue at west").into_inner();
+    let retried = east.issuance().issue(request(1, &residents[0])).await.expect("retry at east").into_inner();
+    assert!(retried.replayed && retried.content_sha256 == at_west.content_sha256);
+    same_history(&east, &west).await;
+    assert_eq!(leaves(&east).await, leaves(&west).await);
 }

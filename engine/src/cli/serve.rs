@@ -130,11 +130,6 @@ pub fn run(args: Args) -> CliResult {
             format!("mutual TLS needs {}/{{ca.pem,server.pem,server.key}} ({e}); create them with `bcl certs init --dir {}` or run with --insecure-dev", dir.display(), dir.display())
         })?;
     }
-    if args.peer.is_some() && options.tls_dir.is_some() {
-        // The replication client and the start-up status service still speak plaintext
-        // (docs/operations.md, "Replication"): refuse rather than start a centre that cannot reach its peer.
-        return Err("--peer (replication) runs only with --insecure-dev for now: its peer connection is not yet mutual TLS".into());
-    }
     if let Some(file) = &args.master_secret {
         std::fs::create_dir_all(&args.data_dir)?;
         crate::secrets::MasterSecret::provision(&args.data_dir, file)?;
@@ -149,10 +144,13 @@ pub fn run(args: Args) -> CliResult {
         let engine = match &args.peer {
             None => Engine::open(config)?,
             Some(peer) => {
+                let scheme = if options.tls_dir.is_some() { "https" } else { "http" };
                 let mut replication = ReplicationConfig::new(
                     CentreName::parse(centre).expect("a centre name"),
-                    if peer.contains("://") { peer.clone() } else { format!("http://{peer}") },
+                    if peer.contains("://") { peer.clone() } else { format!("{scheme}://{peer}") },
                 );
+                // Mutual TLS between the centres: this centre presents its `peer-<centre>` certificate.
+                replication.tls_dir = options.tls_dir.clone();
                 replication.first_primary = CentreName::parse(name(args.first_primary)).expect("a centre name");
                 replication.stale_after = Duration::from_millis(args.stale_after_ms);
                 replication.solo_after = Duration::from_millis(args.solo_after_ms);

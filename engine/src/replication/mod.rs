@@ -70,6 +70,10 @@ pub struct ReplicationConfig {
     pub solo_after: Duration,
     /// At start, how long to look for the other centre before deciding alone.
     pub peer_wait: Duration,
+    /// Mutual TLS to the other centre (`bcl certs init` directory): this centre connects as
+    /// `peer-<centre>` and serves its start-up status with the server certificate. `None` = plaintext
+    /// (`--insecure-dev`).
+    pub tls_dir: Option<std::path::PathBuf>,
 }
 
 impl ReplicationConfig {
@@ -82,6 +86,7 @@ impl ReplicationConfig {
             stale_after: Duration::from_millis(1000),
             solo_after: Duration::from_millis(300),
             peer_wait: Duration::from_millis(1500),
+            tls_dir: None,
         }
     }
 }
@@ -128,7 +133,7 @@ impl Replication {
         epoch: u64,
     ) -> Result<Self, EngineError> {
         let sequencing = Arc::new(AtomicBool::new(matches!(role, Role::Primary { .. })));
-        let peer = peer::Peer::new(&config.peer)?;
+        let peer = peer::Peer::new(&config)?;
         Ok(Self {
             config,
             role: Mutex::new(role),

@@ -16,13 +16,19 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(address: &str) -> Result<Self, EngineError> {
-        let endpoint = Endpoint::from_shared(address.to_string())
+    pub fn new(config: &super::ReplicationConfig) -> Result<Self, EngineError> {
+        let mut endpoint = Endpoint::from_shared(config.peer.clone())
             .map_err(|e| EngineError::Invalid(format!("peer address: {e}")))?
             .connect_timeout(Duration::from_millis(300))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_millis(500))
             .keep_alive_timeout(Duration::from_millis(1000));
+        if let Some(dir) = &config.tls_dir {
+            let identity = format!("peer-{}", config.centre.as_str());
+            let tls = crate::server::tls::client_tls(dir, &identity)
+                .map_err(|e| EngineError::Invalid(format!("peer TLS ({identity}): {e}")))?;
+            endpoint = endpoint.tls_config(tls).map_err(|e| EngineError::Invalid(format!("peer TLS: {e}")))?;
+        }
         // Lazy: the channel (re)connects on use, so a centre can start before the other one.
         Ok(Self { channel: endpoint.connect_lazy() })
     }

@@ -33,7 +33,7 @@ pub async fn decide(
     data_dir: &Path,
     secret_fingerprint: &str,
 ) -> Result<Start, EngineError> {
-    let peer = Peer::new(&config.peer)?;
+    let peer = Peer::new(config)?;
     let me = config.centre;
     let (my_leader, my_epoch, my_mode) = match &projection.leadership {
         Some((_, l)) => (CentreName::parse(&l.centre), l.epoch, Some(l.mode)),
