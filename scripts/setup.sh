@@ -12,11 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(fonts-ipamj-mincho fonts-ipaexfont-gothic qpdf poppler-utils chromium nodejs npm)
+packages=(fonts-ipamj-mincho fonts-ipaexfont-gothic qpdf poppler-utils chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm: any installation will do (a machine may carry them outside Debian's packages, and
+# Debian's npm then cannot be installed beside them).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}" >&2
     SUDO=""
