@@ -45,8 +45,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the data directory, rebuilds the projection by folding the whole log, and starts the writer.
-    pub fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+    /// What every engine opens from its data directory: the log, the scramble master secret, the checkpoint
+    /// signing key (each created on first start), and the fonts.
+    fn open_parts(
+        config: &EngineConfig,
+    ) -> Result<(Arc<dyn LogStore>, MasterSecret, NoteSigner, crate::render::Renderer), EngineError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| EngineError::Internal(format!("cannot create data directory: {e}")))?;
         let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&config.data_dir.join("log"))?);
@@ -59,6 +62,12 @@ impl Engine {
             None => crate::render::Renderer::load_default(),
         }
         .map_err(|e| EngineError::Internal(format!("cannot load fonts: {e}")))?;
+        Ok((store, secret, signer, renderer))
+    }
+
+    /// Opens the data directory, rebuilds the projection by folding the whole log, and starts the writer.
+    pub fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        let (store, secret, signer, renderer) = Self::open_parts(&config)?;
         Self::with_parts(store, secret, signer, Arc::new(renderer), config.clock, config.data_dir)
     }
 
@@ -91,18 +100,7 @@ impl Engine {
         replication: crate::replication::ReplicationConfig,
         starting_listener: Option<&std::net::TcpListener>,
     ) -> Result<Arc<Engine>, EngineError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| EngineError::Internal(format!("cannot create data directory: {e}")))?;
-        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&config.data_dir.join("log"))?);
-        let secret = MasterSecret::load_or_create(&config.data_dir)
-            .map_err(|e| EngineError::Internal(format!("cannot load the scramble master secret: {e}")))?;
-        let signer = crate::audit::log::load_or_create_signer(&config.data_dir)
-            .map_err(|e| EngineError::Internal(format!("cannot load the checkpoint signing key: {e}")))?;
-        let renderer = match &config.fonts {
-            Some(paths) => crate::render::Renderer::load(paths),
-            None => crate::render::Renderer::load_default(),
-        }
-        .map_err(|e| EngineError::Internal(format!("cannot load fonts: {e}")))?;
+        let (store, secret, signer, renderer) = Self::open_parts(&config)?;
         let keys = Self::open_keys(&config.data_dir)?;
         let mut projection = rebuild(store.as_ref(), &keys)?;
         // Answer the other centre's status questions while deciding, so two centres starting together agree.
