@@ -146,12 +146,11 @@ where
         attempts += 1;
         let result = attempt(at).await;
         match result {
-            Err(status) if fails_over(&status) && started.elapsed() < deadline => {
-                if other_configured {
-                    at = other(at);
-                    failovers += 1;
-                }
-                if attempts % 2 == 0 || !other_configured {
+            // With one centre there is nowhere to go: its answer (e.g. "overloaded") is the answer.
+            Err(status) if fails_over(&status) && other_configured && started.elapsed() < deadline => {
+                at = other(at);
+                failovers += 1;
+                if attempts % 2 == 0 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }

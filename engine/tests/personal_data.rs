@@ -257,7 +257,7 @@ async fn no_personal_data_in_the_data_directory_and_forget_shreds_one_resident_o
         store.rewrite_leaf_unchecked(position as u64, damaged_leaf).unwrap();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_bcl"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir", &data])
+        .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir", &data])
         .output()
         .unwrap();
     assert!(!out.status.success(), "a server must not start on damaged sealed data");

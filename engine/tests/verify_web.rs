@@ -23,7 +23,7 @@ struct PageServer {
 impl PageServer {
     fn start(data_dir: &Path) -> PageServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bcl"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--verify-http", "127.0.0.1:0", "--now", NOW, "--data-dir"])
+            .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--verify-http", "127.0.0.1:0", "--now", NOW, "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
