@@ -7,50 +7,17 @@
 //! Each step offers `certs/s` Issue requests (open loop, half through each centre) and `events/s` change
 //! events (batches of 50 every 10 ms to a second municipality, through East) at the same time.
 
-use bcl_bench::load::spawn::{find_bcl, load, specs};
+use bcl_bench::load::spawn::{find_bcl, load, specs, Spawned};
 use bcl_proto::{
     audit_client::AuditClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest,
     CertificateType, Centre, ChangeEvent, IssueRequest, ReadLogRequest,
 };
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 const EVENTS_PER_BATCH: usize = 50;
-
-struct Server(Child, String);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(bcl: &Path, dir: &Path, listen: &str, extra: &[String]) -> Server {
-    let mut child = Command::new(bcl)
-        // Plaintext: replication runs only with --insecure-dev for now (docs/operations.md).
-        .args(["serve", "--insecure-dev", "--listen", listen, "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start bcl serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("bcl listening on ").expect("listening line").to_string();
-    Server(child, format!("http://{addr}"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn channel(url: &str) -> Channel {
     Channel::from_shared(url.to_string()).unwrap().connect_lazy()
@@ -226,9 +193,6 @@ pub fn run(args: &[String]) {
             })
             .collect();
         let stream_events = municipalities[1].1.events.clone();
-        let secret = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(secret.path(), [7u8; 32]).unwrap();
-        let secret_arg = secret.path().display().to_string();
 
         println!("## Replication (East + West on one 2-core machine)\n");
         println!("`cargo run --release -p bcl-bench -- replication --seconds {seconds}`; each step runs {seconds} s.\n");
@@ -236,20 +200,14 @@ pub fn run(args: &[String]) {
         println!("|---|---|---|---|---|---|---:|");
         for (i, &(certs, events)) in steps.iter().enumerate() {
             for replicated in [false, true] {
-                let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+                // The same spawning as kiosk-load: a replicated pair, or one engine.
                 let (_servers, east, west) = if replicated {
-                    let (e, w) = (free_port(), free_port());
-                    let east_args = vec!["--centre".into(), "east".into(), "--peer".into(), format!("127.0.0.1:{w}"), "--master-secret".into(), secret_arg.clone()];
-                    let west_args = vec!["--centre".into(), "west".into(), "--peer".into(), format!("127.0.0.1:{e}"), "--master-secret".into(), secret_arg.clone()];
-                    let (bcl2, d1, d2) = (bcl.clone(), dirs.0.path().to_path_buf(), dirs.1.path().to_path_buf());
-                    let east = std::thread::spawn(move || start(&bcl2, &d1, &format!("127.0.0.1:{e}"), &east_args));
-                    let west = start(&bcl, &d2, &format!("127.0.0.1:{w}"), &west_args);
-                    let east = east.join().unwrap();
-                    let (eu, wu) = (east.1.clone(), west.1.clone());
+                    let (east, west) = Spawned::start_pair(&bcl, &[]).expect("start East and West");
+                    let (eu, wu) = (east.url.clone(), west.url.clone());
                     (vec![east, west], eu, Some(wu))
                 } else {
-                    let s = start(&bcl, dirs.0.path(), "127.0.0.1:0", &[]);
-                    let u = s.1.clone();
+                    let s = Spawned::start(&bcl).expect("start bcl serve");
+                    let u = s.url.clone();
                     (vec![s], u, None)
                 };
                 load(&east, &municipalities[..1]).await.expect("load municipality");
