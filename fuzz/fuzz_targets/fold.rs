@@ -161,6 +161,7 @@ fuzz_target!(|steps: Vec<Step>| {
                 log.admin(AdminAction {
                     municipality_code: code(*second).into(),
                     at: String::new(),
+                    actor: "fuzz".into(),
                     action: Some(admin_action::Action::SetMaintenance(SetMaintenanceRequest {
                         municipality_code: code(*second).into(),
                         on: *on,
