@@ -386,3 +386,12 @@ fn agrees_with_the_ct_merkle_crate() {
         }
     }
 }
+
+#[test]
+fn parallel_leaf_hashes_equal_serial_ones_in_order() {
+    for n in [0usize, 1, 4095, 4096, 10_001] {
+        let leaves: Vec<Vec<u8>> = (0..n).map(|i| format!("leaf {i}").into_bytes()).collect();
+        let serial: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+        assert_eq!(leaf_hashes(&leaves), serial, "{n} leaves");
+    }
+}

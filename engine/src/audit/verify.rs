@@ -160,8 +160,8 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     // 1. Leaf hashes and the root.
     let started = Instant::now();
     let mut tree = MemoryTree::new();
-    for (i, leaf) in leaves.iter().enumerate() {
-        tree.push(leaf);
+    for (i, hash) in merkle::leaf_hashes(leaves).into_iter().enumerate() {
+        tree.push_leaf_hash(hash);
         if i.is_multiple_of(65_536) {
             progress("hash", i as u64, n);
         }
