@@ -30,8 +30,14 @@ fi
 
 cd fuzz
 # Sixteen codegen units instead of cargo-fuzz's one: the engine's dependency tree builds several times
-# faster on a small machine, for a few percent of executions per second.
-build=(-s none --codegen-units 16)
+# faster on a small machine, for a few percent of executions per second. BCL_FUZZ_BUILD=dev (the test
+# suite's short run) builds without optimisation: about half the CPU to build, for a run of seconds
+# where building is most of the cost; debug assertions and overflow checks are on either way.
+if [ "${BCL_FUZZ_BUILD:-release}" = dev ]; then
+    build=(-s none --dev)
+else
+    build=(-s none --codegen-units 16)
+fi
 cargo fuzz build "${build[@]}"
 
 scratch=$(mktemp -d)

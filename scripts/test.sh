@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace --release --no-fail-fast
-# A short bounded fuzz run of every fuzz target (docs/fuzzing.md): fails on any crash.
-scripts/fuzz.sh 15
+# A short bounded fuzz run of every fuzz target (docs/fuzzing.md): fails on any crash. The longer
+# recorded runs use the optimised build (scripts/fuzz.sh with no BCL_FUZZ_BUILD).
+BCL_FUZZ_BUILD=dev scripts/fuzz.sh 15

@@ -35,7 +35,23 @@ struct StepResult {
     issue_ms: HashMap<&'static str, Vec<f64>>,
     append_ms: Vec<f64>,
     lag_ms: Vec<f64>,
-    errors: usize,
+    /// Failed calls by gRPC code and reason (e.g. `Unavailable OVERLOADED`), so overload can be told from
+    /// replication trouble.
+    errors: std::collections::BTreeMap<String, usize>,
+}
+
+fn error_kind(status: &tonic::Status) -> String {
+    match bcl_bench::load::verdict::reason_of(status) {
+        Some(reason) => format!("{:?} {reason}", status.code()),
+        None => format!("{:?}", status.code()),
+    }
+}
+
+fn errors_cell(errors: &std::collections::BTreeMap<String, usize>) -> String {
+    if errors.is_empty() {
+        return "0".into();
+    }
+    errors.iter().map(|(kind, n)| format!("{n} {kind}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Runs one load step against `east` (and `west`, when replicated) for `seconds`.
@@ -54,7 +70,7 @@ async fn step(
         issue_ms: HashMap::new(),
         append_ms: Vec::new(),
         lag_ms: Vec::new(),
-        errors: 0,
+        errors: Default::default(),
     }));
     // West's log, followed: when each position arrives there.
     let arrivals: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
@@ -94,13 +110,12 @@ async fn step(
                 inflight.push(tokio::spawn(async move {
                     let mut client = IssuanceClient::new(channel(&url)).max_decoding_message_size(64 << 20);
                     let t = Instant::now();
-                    let ok = client.issue(req).await.is_ok();
+                    let answer = client.issue(req).await;
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     let mut r = result.lock().unwrap();
-                    if ok {
-                        r.issue_ms.entry(centre).or_default().push(ms);
-                    } else {
-                        r.errors += 1;
+                    match answer {
+                        Ok(_) => r.issue_ms.entry(centre).or_default().push(ms),
+                        Err(status) => *r.errors.entry(format!("Issue: {}", error_kind(&status))).or_default() += 1,
                     }
                 }));
             }
@@ -130,7 +145,9 @@ async fn step(
                         result.lock().unwrap().append_ms.push((acked - t).as_secs_f64() * 1e3);
                         acks.push((r.into_inner().last_position, acked));
                     }
-                    Err(_) => result.lock().unwrap().errors += 1,
+                    Err(status) => {
+                        *result.lock().unwrap().errors.entry(format!("Append: {}", error_kind(&status))).or_default() += 1
+                    }
                 }
             }
             if replicated {
@@ -196,8 +213,8 @@ pub fn run(args: &[String]) {
 
         println!("## Replication (East + West on one 2-core machine)\n");
         println!("`cargo run --release -p bcl-bench -- replication --seconds {seconds}`; each step runs {seconds} s.\n");
-        println!("| step (certs/s + events/s) | setup | Issue p50 / p99 ms (East) | Issue p50 / p99 ms (West) | Append p50 / p99 ms | lag p50 / p99 / max ms | errors |");
-        println!("|---|---|---|---|---|---|---:|");
+        println!("| step (certs/s + events/s) | setup | Issue p50 / p99 ms (East) | Issue p50 / p99 ms (West) | Append p50 / p99 ms | lag p50 / p99 / max ms | errors (by status) |");
+        println!("|---|---|---|---|---|---|---|");
         for (i, &(certs, events)) in steps.iter().enumerate() {
             for replicated in [false, true] {
                 // The same spawning as kiosk-load: a replicated pair, or one engine.
@@ -228,7 +245,7 @@ pub fn run(args: &[String]) {
                     pct(&mut e, 0.99),
                     pct(&mut r.append_ms, 0.5),
                     pct(&mut r.append_ms, 0.99),
-                    r.errors
+                    errors_cell(&r.errors)
                 );
             }
         }

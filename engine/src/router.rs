@@ -7,11 +7,12 @@
 //! vendor's router must do, nothing it must not (it never invents a new request id).
 
 use crate::replication::CentreName;
+use crate::server::tls::{BoxError, ClientAuth};
 use bcl_proto::{issuance_client::IssuanceClient, IssueRequest, IssueResponse};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// Whether the other centre should be tried with the same request.
@@ -50,13 +51,19 @@ pub struct Routed {
 }
 
 impl CentreRouter {
-    /// `east` and `west` are URLs (`http://host:port`). Connections are made lazily and re-made as needed.
-    pub fn new(east: &str, west: &str, preferred: CentreName) -> Result<Self, tonic::transport::Error> {
-        let site = |name, url: &str| -> Result<Site, tonic::transport::Error> {
-            let channel = Endpoint::from_shared(url.to_string())?
-                .connect_timeout(Duration::from_millis(300))
-                .tcp_nodelay(true)
-                .connect_lazy();
+    /// `east` and `west` are plaintext URLs (`http://host:port`, servers run with `--insecure-dev`).
+    /// Connections are made lazily and re-made as needed.
+    pub fn new(east: &str, west: &str, preferred: CentreName) -> Result<Self, BoxError> {
+        Self::with_auth(east, west, preferred, &ClientAuth::Plaintext)
+    }
+
+    /// Like [`CentreRouter::new`], reaching both centres as `auth` (mutual TLS as the vendor's exchange
+    /// centre identity, e.g. `centre-east`, with `https://` URLs). The identity stays the same when a
+    /// request moves to the other centre: it is still the same caller asking.
+    pub fn with_auth(east: &str, west: &str, preferred: CentreName, auth: &ClientAuth) -> Result<Self, BoxError> {
+        let site = |name, url: &str| -> Result<Site, BoxError> {
+            let channel =
+                auth.endpoint(url)?.connect_timeout(Duration::from_millis(300)).tcp_nodelay(true).connect_lazy();
             Ok(Site { name, channel, serving: Arc::new(AtomicBool::new(true)) })
         };
         Ok(Self {

@@ -81,6 +81,9 @@ fn the_demo_at_trace_level_prints_no_personal_data() {
     // inside request spans (so the check below looked at the most verbose output there is).
     assert!(output.contains("mutual TLS"), "the demo runs over mutual TLS");
     assert!(output.contains("certificate PDFs"), "the demo issued certificates");
+    // Both centres issued, through the routing library, from one replicated history.
+    assert!(output.contains("issued at east") && output.contains("issued at west"), "both centres issued");
+    assert!(output.contains("East and West hold the same history"), "the centres' tree heads were compared");
     assert!(output.contains("TRACE"), "trace-level logging was on");
     assert!(output.contains("request_id="), "request spans are on the log lines");
     assert_no_personal_values(&output);

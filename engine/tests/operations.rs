@@ -1,6 +1,6 @@
 //! What an operator sees, through the real `bcl serve`: the Prometheus endpoint (over mutual TLS) moving with
 //! issuance, health following a municipality's suspension, the `--insecure-dev` warning, and a graceful stop
-//! that loses nothing acknowledged.
+//! that loses nothing acknowledged, and deadlines: the caller's honoured, the server's cap enforced.
 
 mod common;
 
@@ -229,4 +229,81 @@ async fn a_graceful_stop_keeps_every_acknowledged_issuance() {
             assert_eq!(again.certificate_id, resp.certificate_id);
         }
     }
+}
+
+/// Transactions recorded for `request_id` (every outcome).
+async fn transactions_of(server: &Server, request_id: &str) -> Vec<bcl_proto::Transaction> {
+    let mut admin = server.admin().await;
+    let mut stream = admin
+        .list_transactions(bcl_proto::ListTransactionsRequest { municipality_code: CODE.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = Vec::new();
+    while let Some(t) = stream.message().await.unwrap() {
+        if t.request_id == request_id {
+            found.push(t);
+        }
+    }
+    found
+}
+
+fn is_deadline(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::DeadlineExceeded | tonic::Code::Cancelled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_has_a_deadline_and_an_expired_issue_is_charged_once_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fixture(10);
+    let case = m
+        .cases
+        .iter()
+        .find(|c| {
+            c.certificate_type == bcl_proto::CertificateType::ResidentRecord
+                && matches!(c.expect, bcl_fixtures::Expect::Issue { .. })
+        })
+        .unwrap()
+        .clone();
+    let request = |id: &str| resident_record(id, &case.card_serial, &case.subject_resident_ids);
+    {
+        let server = Server::start(dir.path(), NOW);
+        append_all(&server, &m.events).await;
+        configure(&server, CODE).await;
+        // The caller's own deadline (grpc-timeout) is honoured by the server: 100 µs is less than eligibility,
+        // rendering and a durable append take, so the call ends as expired, not with a certificate.
+        let mut client = server.issuance().await;
+        let mut call = tonic::Request::new(request("deadline-client"));
+        call.set_timeout(std::time::Duration::from_micros(100));
+        let status = client.issue(call).await.expect_err("an Issue cannot finish in 100 µs");
+        assert!(is_deadline(&status), "{status:?}");
+        // The work the server had started may still have been recorded; the retry with the same request id
+        // gets that certificate, or the first one if nothing was: one certificate either way.
+        let first = client.issue(request("deadline-client")).await.unwrap().into_inner();
+        let again = client.issue(request("deadline-client")).await.unwrap().into_inner();
+        assert!(again.replayed);
+        assert_eq!(again.certificate_id, first.certificate_id);
+        let recorded = transactions_of(&server, "deadline-client").await;
+        assert_eq!(recorded.len(), 1, "one transaction for one request id: {recorded:?}");
+        assert!(server.terminate());
+    }
+    {
+        // The server's cap (--max-deadline) holds even when the caller asks for longer, or for no deadline.
+        let server = Server::start_with(dir.path(), NOW, &["--max-deadline", "0.0001"]);
+        let mut client = server.issuance().await;
+        let status = client.issue(request("deadline-capped")).await.expect_err("capped at 100 µs");
+        assert!(is_deadline(&status), "{status:?}");
+        let mut call = tonic::Request::new(request("deadline-capped"));
+        call.set_timeout(std::time::Duration::from_secs(60));
+        let status = client.issue(call).await.expect_err("a longer client deadline is capped");
+        assert!(is_deadline(&status), "{status:?}");
+        assert!(server.terminate());
+    }
+    // Back with the default cap: the capped request is issued once, whatever the cut-off calls left behind.
+    let server = Server::start(dir.path(), NOW);
+    let mut client = server.issuance().await;
+    let resp = client.issue(request("deadline-capped")).await.unwrap().into_inner();
+    let recorded = transactions_of(&server, "deadline-capped").await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].certificate_id, resp.certificate_id);
 }

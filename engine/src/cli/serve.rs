@@ -123,6 +123,8 @@ pub fn run(args: Args) -> CliResult {
         rate_burst: args.rate_burst,
         max_deadline,
         shedding: shedding(&args),
+        // A unary call in flight ends within its deadline; streams are cut after that.
+        shutdown_grace: max_deadline,
     };
     if let Some(dir) = &options.tls_dir {
         // Fail before opening the log: a missing certificate is a configuration error, not a runtime one.
@@ -155,9 +157,11 @@ pub fn run(args: Args) -> CliResult {
                 replication.stale_after = Duration::from_millis(args.stale_after_ms);
                 replication.solo_after = Duration::from_millis(args.solo_after_ms);
                 if replication.solo_after >= replication.stale_after {
-                    return Err("--solo-after-ms must be shorter than --stale-after-ms (a follower may take over only \
+                    return Err(
+                        "--solo-after-ms must be shorter than --stale-after-ms (a follower may take over only \
                                 while the primary cannot have continued alone)"
-                        .into());
+                            .into(),
+                    );
                 }
                 let std_listener = listener.into_std()?;
                 let engine = Engine::open_replicated(config, replication, Some(&std_listener)).await?;

@@ -44,6 +44,10 @@ pub struct ServeOptions {
     pub max_deadline: Duration,
     /// Admission limits for Issue (load shedding, `crate::shed`); `None` admits everything.
     pub shedding: Option<crate::shed::Config>,
+    /// After the shutdown signal, how long calls still open may run before they are cut. Unary calls end
+    /// within `max_deadline` anyway; this bounds the long-lived streams (the other centre's replication
+    /// stream, health watches, followed log reads) that would otherwise hold a graceful shutdown forever.
+    pub shutdown_grace: Duration,
 }
 
 impl ServeOptions {
@@ -62,6 +66,7 @@ impl Default for ServeOptions {
             rate_burst: DEFAULT_RATE_BURST,
             max_deadline: DEFAULT_MAX_DEADLINE,
             shedding: Some(crate::shed::Config::default()),
+            shutdown_grace: DEFAULT_MAX_DEADLINE,
         }
     }
 }
@@ -143,7 +148,14 @@ pub async fn serve_with(
     if let Some(dir) = &options.tls_dir {
         builder = builder.tls_config(tls::server_tls(dir)?)?;
     }
-    let result = builder
+    let grace = options.shutdown_grace;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing the calls in flight");
+        let _ = signalled.send(());
+    };
+    let serve = builder
         .layer(guard)
         .add_service(health_service)
         .add_service(reflection)
@@ -153,8 +165,21 @@ pub async fn serve_with(
         .add_service(AdminServer::new(services.clone()))
         .add_service(VerifyServer::new(services).max_decoding_message_size(crate::verify::MAX_VERIFY_REQUEST_BYTES))
         .add_optional_service(replication)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        .serve_with_incoming_shutdown(incoming, shutdown);
+    tokio::pin!(serve);
+    let result = tokio::select! {
+        result = &mut serve => result,
+        () = async {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server ended without a signal: the other branch has its result.
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "calls still open after the shutdown grace period (streams); closing them");
+            Ok(())
+        }
+    };
     watcher.abort();
     result?;
     Ok(())
@@ -175,11 +200,8 @@ async fn report_centre_health(r: Arc<crate::replication::Replication>, health: t
         let serving = r.issuing_state().is_ok();
         if last != Some(serving) {
             tracing::info!(state = %r.describe(), "centre health");
-            let status = if serving {
-                tonic_health::ServingStatus::Serving
-            } else {
-                tonic_health::ServingStatus::NotServing
-            };
+            let status =
+                if serving { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
             health.set_service_status("", status).await;
             health.set_service_status("bcl.v1.Issuance", status).await;
             last = Some(serving);
