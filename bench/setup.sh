@@ -5,9 +5,10 @@
 #   - Debian: chromium (the HTML-to-PDF contender), nghttp2-client (h2load), nodejs + npm
 #   - PyPI: typst (the Typst compiler as a library, for the warm Typst contender)
 #   - npm: playwright-core, under target/compare-node (drives Debian's chromium; no browser download)
-#   - crates.io: typst-cli (`cargo install --locked`; the cold Typst contender). Slow to build on two
-#     cores (about 10-20 minutes), so it is built once into ~/.cargo/bin and niced; BENCH_NO_TYPST_CLI=1
-#     skips it (the comparison then reports the Typst CLI as not measured).
+#   - crates.io: typst-cli 0.15.1 (`cargo install --locked --version 0.15.1`; the cold Typst contender, the
+#     release beside the PyPI library). Slow to build on two cores (10-20 minutes idle, well over an hour
+#     on a shared busy box), so it is built once into ~/.cargo/bin at the lowest priority;
+#     BENCH_NO_TYPST_CLI=1 skips it (the comparison then reports the Typst CLI as not measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,6 @@ fi
 if pgrep -f "cargo install.*typst-cli" >/dev/null; then
     echo "bench/setup.sh: typst-cli is being installed by another process; the Typst CLI is not measured this time" >&2
 elif [ -z "${BENCH_NO_TYPST_CLI:-}" ] && ! command -v typst >/dev/null && [ ! -x "$HOME/.cargo/bin/typst" ]; then
-    echo "bench/setup.sh: cargo install typst-cli --locked (slow: once per machine)" >&2
-    nice -n 10 cargo install --quiet --locked typst-cli
+    echo "bench/setup.sh: cargo install typst-cli --locked --version 0.15.1 (slow: once per machine)" >&2
+    nice -n 19 cargo install --quiet --locked typst-cli --version 0.15.1
 fi

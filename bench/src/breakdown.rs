@@ -66,8 +66,9 @@ pub fn run(args: &[String]) {
             .unwrap();
         (url, m)
     });
-    // The same fold the engine holds, rebuilt from its log, for the eligibility step.
-    let mut projection = Projection::default();
+    // The same fold the engine holds, rebuilt from its log with the engine's keys (personal fields are
+    // sealed at rest: without the keys every resident reads as erased), for the eligibility step.
+    let mut projection = Projection::with_keys(engine.key_store().clone(), false);
     while projection.leaf_count < engine.log_len() {
         for (_, bytes) in engine.read_log(projection.leaf_count, 8192).unwrap() {
             projection.apply(&LogLeaf::decode(bytes.as_slice()).unwrap());

@@ -12,8 +12,10 @@
 //!   cargo run --release -p bcl-bench -- breakdown   # one Issue step by step, in process and over gRPC
 //!   cargo run --release -p bcl-bench -- rss         # engine memory with 1 and 10 municipalities of 100k
 //!   cargo run --release -p bcl-bench -- replication # East+West: SYNC cost and replication lag under load
+//!   cargo run --release -p bcl-bench -- back-encoding # deflate candidates on a real certificate back
 
 mod audit;
+mod back_encoding;
 mod breakdown;
 mod catalogue;
 mod fold;
@@ -43,6 +45,7 @@ fn main() {
         "breakdown" => breakdown::run(rest),
         "rss" => rss::run(rest),
         "replication" => replication::run(rest),
+        "back-encoding" => back_encoding::run(rest),
         "all" => {
             render::run(rest);
             issue::run(rest);

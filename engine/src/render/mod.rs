@@ -7,6 +7,7 @@
 //! bitmap cache of the rasterizer and the font subset cache of the PDF writer. It is `Sync`;
 //! share one per process.
 
+mod back_image;
 pub mod bitmap;
 pub mod display_list;
 pub mod fonts;

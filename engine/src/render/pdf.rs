@@ -90,17 +90,25 @@ pub enum BackDesign {
     /// Generation 2: the caption raised to 16 pt (5.6 mm) and the anti-copy latent image (桜
     /// line screen hiding 「証」, `scramble::latent`) beside it at the foot of the page.
     LatentImage,
+    /// Generation 3: the page of generation 2, with the scrambled image stored PNG-Up-predicted and
+    /// deflated by `fdeflate` instead of miniz level 1 (`back_image`): the same pixels for every
+    /// reader, at ~0.6 ms instead of ~1.4 ms per back, the largest single step of an Issue.
+    LatentImageFastDeflate,
 }
 
 impl BackDesign {
     /// The design new certificates get.
-    pub const CURRENT: BackDesign = BackDesign::LatentImage;
+    pub const CURRENT: BackDesign = BackDesign::LatentImageFastDeflate;
 
     fn caption_baseline_from_bottom(self) -> f32 {
         match self {
             BackDesign::Plain => 8.0,
-            BackDesign::LatentImage => 16.0,
+            BackDesign::LatentImage | BackDesign::LatentImageFastDeflate => 16.0,
         }
+    }
+
+    fn has_latent_tile(self) -> bool {
+        matches!(self, BackDesign::LatentImage | BackDesign::LatentImageFastDeflate)
     }
 }
 
@@ -214,7 +222,7 @@ pub fn write_pdf(
     }
 
     // The latent tile is the same on every back: one image, shared by the back pages.
-    let latent = if design == BackDesign::LatentImage && !backs.is_empty() {
+    let latent = if design.has_latent_tile() && !backs.is_empty() {
         let id = alloc();
         write_latent_mask(&mut chunk, id);
         Some(id)
@@ -251,7 +259,7 @@ pub fn write_pdf(
             let content_id = alloc();
             let image_id = alloc();
             page_ids.push(page_id);
-            write_image(&mut chunk, image_id, back);
+            write_image(&mut chunk, image_id, back, design);
             let caption = back_caption.as_ref().expect("caption exists when backs do");
             let content = back_content(back, caption, &font_names, latent.is_some());
             let mut images = vec![(b"Im0".to_vec(), image_id)];
@@ -387,11 +395,25 @@ fn write_page(
     chunk.stream(content_id, &deflated).filter(Filter::FlateDecode);
 }
 
-fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage) {
+fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage, design: BackDesign) {
     let lookup: Vec<u8> = back.palette.iter().flatten().copied().collect();
-    let data = compress_to_vec_zlib(&back.packed_indices, DEFLATE_LEVEL);
+    let predicted = design == BackDesign::LatentImageFastDeflate;
+    let row_bytes = (back.width as usize * back.bits_per_index as usize).div_ceil(8);
+    let data = if predicted {
+        super::back_image::deflate_up_predicted(&back.packed_indices, row_bytes)
+    } else {
+        compress_to_vec_zlib(&back.packed_indices, DEFLATE_LEVEL)
+    };
     let mut image = chunk.image_xobject(id, &data);
     image.filter(Filter::FlateDecode);
+    if predicted {
+        image
+            .decode_parms()
+            .predictor(pdf_writer::types::Predictor::PngUp)
+            .colors(1)
+            .bits_per_component(back.bits_per_index as i32)
+            .columns(back.width as i32);
+    }
     image.width(back.width as i32).height(back.height as i32);
     image.color_space().indexed(Name(b"DeviceRGB"), back.palette.len() as i32 - 1, &lookup);
     image.bits_per_component(back.bits_per_index as i32);

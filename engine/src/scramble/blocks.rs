@@ -16,7 +16,7 @@
 //! milliseconds.
 
 use super::key::ScrambleKey;
-use super::levels::{LEVELS, PAD};
+use super::levels::{level_of, LEVELS, PAD};
 
 /// Side of a block in pixels.
 pub const BLOCK: usize = 16;
@@ -70,12 +70,7 @@ impl BlockPlan {
         let mut s = key.stream("blocks/transforms");
         // Orientation and shift are both powers of two, so masking a word is uniform.
         let xform = (0..n).map(|_| (s.next_u32() & 0x1f) as u8).collect();
-        BlockPlan {
-            blocks_x,
-            blocks_y,
-            source_of,
-            xform,
-        }
+        BlockPlan { blocks_x, blocks_y, source_of, xform }
     }
 
     /// The first `n` entries of the permutation (for the frozen test vectors).
@@ -138,10 +133,18 @@ pub(crate) fn scramble_into(
             let s = plan.source_of[d] as usize;
             let (sx0, sy0) = ((s % plan.blocks_x) * BLOCK, (s / plan.blocks_x) * BLOCK);
             let lut = &luts[lut_base + plan.shift(d)];
+            let row0 = (out.y + dr * BLOCK) * out.row_stride + out.x_byte + dc * BLOCK / 2;
+            // Blank paper (most of a page) is a block of one gray: one colour whatever the orientation.
+            if let Some(v) = uniform_block(front, sx0, sy0) {
+                let byte = (lut[v as usize] << 4) | lut[v as usize];
+                for y in 0..BLOCK {
+                    out.bytes[row0 + y * out.row_stride..][..BLOCK / 2].fill(byte);
+                }
+                continue;
+            }
             gather_block(front, sx0, sy0, lut, pad, &mut src);
 
             let map = &TRANSFORMS[plan.orientation(d)];
-            let row0 = (out.y + dr * BLOCK) * out.row_stride + out.x_byte + dc * BLOCK / 2;
             for y in 0..BLOCK {
                 let dst = &mut out.bytes[row0 + y * out.row_stride..][..BLOCK / 2];
                 let m = &map[y * BLOCK..][..BLOCK];
@@ -153,16 +156,29 @@ pub(crate) fn scramble_into(
     }
 }
 
+/// For a block lying wholly inside the front whose pixels all quantise to one level, a gray of that
+/// level (the look-up tables depend on the level only). Levels grow with the gray, so the block's
+/// darkest and lightest pixels decide.
+#[inline]
+fn uniform_block(front: &FrontView<'_>, x0: usize, y0: usize) -> Option<u8> {
+    if x0 + BLOCK > front.width || y0 + BLOCK > front.height {
+        return None;
+    }
+    let (mut lo, mut hi) = ([u8::MAX; BLOCK], [0u8; BLOCK]);
+    for y in 0..BLOCK {
+        let row = &front.gray[(y0 + y) * front.width + x0..][..BLOCK];
+        for i in 0..BLOCK {
+            lo[i] = lo[i].min(row[i]);
+            hi[i] = hi[i].max(row[i]);
+        }
+    }
+    let (lo, hi) = (lo.into_iter().fold(u8::MAX, u8::min), hi.into_iter().fold(0, u8::max));
+    (level_of(lo) == level_of(hi)).then_some(lo)
+}
+
 /// Copies one front block, mapped through `lut`, into `block`; pixels beyond the front are `pad`.
 #[inline]
-fn gather_block(
-    front: &FrontView<'_>,
-    x0: usize,
-    y0: usize,
-    lut: &[u8; 256],
-    pad: u8,
-    block: &mut [u8; BLOCK_PIXELS],
-) {
+fn gather_block(front: &FrontView<'_>, x0: usize, y0: usize, lut: &[u8; 256], pad: u8, block: &mut [u8; BLOCK_PIXELS]) {
     if x0 + BLOCK <= front.width && y0 + BLOCK <= front.height {
         for y in 0..BLOCK {
             let row = &front.gray[(y0 + y) * front.width + x0..][..BLOCK];
@@ -236,37 +252,21 @@ mod tests {
                 assert_ne!(map, other);
             }
         }
-        assert!(
-            TRANSFORMS[0]
-                .iter()
-                .enumerate()
-                .all(|(i, &v)| i == v as usize),
-            "0 is the identity"
-        );
+        assert!(TRANSFORMS[0].iter().enumerate().all(|(i, &v)| i == v as usize), "0 is the identity");
     }
 
     #[test]
     fn orientations_move_a_corner_pixel_to_every_corner() {
-        let corners: std::collections::HashSet<usize> = TRANSFORMS
-            .iter()
-            .map(|m| {
-                m.iter()
-                    .position(|&s| s == 0)
-                    .expect("pixel 0 lands somewhere")
-            })
-            .collect();
+        let corners: std::collections::HashSet<usize> =
+            TRANSFORMS.iter().map(|m| m.iter().position(|&s| s == 0).expect("pixel 0 lands somewhere")).collect();
         let l = BLOCK - 1;
-        assert_eq!(
-            corners,
-            [0, l, l * BLOCK, l * BLOCK + l].into_iter().collect()
-        );
+        assert_eq!(corners, [0, l, l * BLOCK, l * BLOCK + l].into_iter().collect());
     }
 
     #[test]
     fn plan_uses_every_orientation_and_shift() {
         let plan = BlockPlan::new(&ScrambleKey::from_bytes([4; 32]), 20, 20);
-        let orientations: std::collections::HashSet<_> =
-            (0..400).map(|d| plan.orientation(d)).collect();
+        let orientations: std::collections::HashSet<_> = (0..400).map(|d| plan.orientation(d)).collect();
         let shifts: std::collections::HashSet<_> = (0..400).map(|d| plan.shift(d)).collect();
         assert_eq!(orientations.len(), ORIENTATIONS);
         assert_eq!(shifts.len(), LEVELS as usize);
