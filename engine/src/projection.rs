@@ -6,9 +6,9 @@
 //! writer) also *erases* a resident's keys when it folds their `Forgotten` leaf, so any engine folding the
 //! same log (a restarted one, a replica) forgets too; folds made for reproduction or audit only read keys.
 
-use crate::keystore::seal::{clear_part, unseal_into, unseal_ref, SealedRef, UnsealError};
+use crate::keystore::seal::{clear_part, unseal_into, unseal_ref_with, SealedRef, UnsealError, UnsealScratch};
 use crate::keystore::KeyStore;
-use bcl_projections::State;
+use bcl_projections::{validate_event, State, ValidationError};
 use bcl_proto::{log_leaf::Kind, ChangeEvent, LogLeaf};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -74,7 +74,7 @@ impl Projection {
                             false
                         }
                     };
-                    self.state.apply_sealed_change(position, &ev, digest, readable);
+                    self.state.apply_owned_change(position, &mut ev, digest, readable, None);
                     Some(ev.municipality_code)
                 }
                 Err(e) => {
@@ -118,22 +118,31 @@ impl Projection {
 
     /// Folds a leaf prepared by [`decode_leaf`] (possibly on another thread): the same as [`Projection::apply`]
     /// on the leaf it was decoded from.
-    pub fn apply_decoded(&mut self, decoded: DecodedLeaf) {
+    pub fn apply_decoded(&mut self, mut decoded: DecodedLeaf) {
+        self.apply_decoded_mut(&mut decoded);
+    }
+
+    /// [`Projection::apply_decoded`] that moves what the state keeps out of `decoded` instead of copying it
+    /// and leaves the rest to the caller (the rebuild drops it on another thread).
+    pub fn apply_decoded_mut(&mut self, decoded: &mut DecodedLeaf) {
         let position = self.leaf_count;
         match decoded {
-            DecodedLeaf::Plain { ev, digest } => return self.apply_change_event(&ev, digest),
-            DecodedLeaf::Sealed { ev, digest, unreadable } => {
+            DecodedLeaf::Plain { ev, digest, checked } => {
+                self.state.apply_owned_change(position, ev, *digest, true, Some(*checked));
+            }
+            DecodedLeaf::Sealed { ev, digest, unreadable, checked } => {
                 let readable = unreadable.is_none();
-                if let Some(e) = unreadable {
+                if let Some(e) = unreadable.take() {
                     self.unreadable.push((position, e));
                 }
-                self.state.apply_sealed_change(position, &ev, digest, readable);
-                self.touch(&ev.municipality_code, position);
-                self.leaf_count += 1;
+                self.state.apply_owned_change(position, ev, *digest, readable, *checked);
             }
-            DecodedLeaf::Other(leaf) => self.apply(&leaf),
-            DecodedLeaf::Undecodable => self.apply(&LogLeaf { kind: None }),
+            DecodedLeaf::Other(leaf) => return self.apply(leaf),
+            DecodedLeaf::Undecodable => return self.apply(&LogLeaf { kind: None }),
         }
+        let (DecodedLeaf::Plain { ev, .. } | DecodedLeaf::Sealed { ev, .. }) = decoded else { return };
+        self.touch(&ev.municipality_code, position);
+        self.leaf_count += 1;
     }
 
     /// Folds a change event as a leaf, with its digest already computed (the ingest hot path: the writer
@@ -188,10 +197,17 @@ impl Projection {
 /// A leaf decoded, hashed and unsealed: everything of folding that needs no projection state, so a rebuild
 /// can do it on a second core while the fold runs ([`fold_pipelined`]).
 pub enum DecodedLeaf {
-    /// A plain change event and its digest (SHA-256 of its encoding, as the writer computed it).
-    Plain { ev: ChangeEvent, digest: [u8; 32] },
-    /// A sealed change event: whole if it could be unsealed, otherwise its readable part and why not.
-    Sealed { ev: ChangeEvent, digest: [u8; 32], unreadable: Option<UnsealError> },
+    /// A plain change event, its digest (SHA-256 of its encoding, as the writer computed it) and
+    /// `validate_event` of it (run here rather than in the sequential fold).
+    Plain { ev: ChangeEvent, digest: [u8; 32], checked: Result<(), ValidationError> },
+    /// A sealed change event: whole if it could be unsealed, otherwise its readable part and why not;
+    /// `checked` as for `Plain`, for a whole event only (the fold does not validate an unreadable one).
+    Sealed {
+        ev: ChangeEvent,
+        digest: [u8; 32],
+        unreadable: Option<UnsealError>,
+        checked: Option<Result<(), ValidationError>>,
+    },
     /// Any other kind of leaf.
     Other(LogLeaf),
     /// Not a `LogLeaf` (folded as an empty leaf to keep positions aligned).
@@ -211,18 +227,29 @@ const CHANGE_EVENT_TAG: u8 = 0x0A;
 const SEALED_TAG: u8 = 0x32;
 
 pub fn decode_leaf(keys: &KeyStore, bytes: &[u8]) -> DecodedLeaf {
+    decode_leaf_with(keys, bytes, &mut UnsealScratch::default())
+}
+
+/// A sealed leaf's event, whole, with its validation; or its readable part and why the rest is not there.
+fn sealed_leaf(ev: ChangeEvent, digest: [u8; 32], unreadable: Option<UnsealError>) -> DecodedLeaf {
+    let checked = unreadable.is_none().then(|| validate_event(&ev));
+    DecodedLeaf::Sealed { ev, digest, unreadable, checked }
+}
+
+/// [`decode_leaf`] reusing a decoding thread's buffers.
+pub fn decode_leaf_with(keys: &KeyStore, bytes: &[u8], scratch: &mut UnsealScratch) -> DecodedLeaf {
     // Sealed events, most of the log, are read in place: the fields are borrowed, not copied.
     if bytes.first() == Some(&SEALED_TAG) {
         if let Some(sealed) = canonical_event_bytes(bytes).and_then(SealedRef::parse) {
             if let Ok((mut ev, digest)) = sealed.clear_part() {
-                let unreadable = unseal_ref(keys, &sealed, &mut ev).err();
+                let unreadable = unseal_ref_with(keys, &sealed, &mut ev, scratch).err();
                 if unreadable.is_some() {
                     // A failed merge may have left part of the personal fields in `ev`.
                     if let Ok((clear, _)) = sealed.clear_part() {
                         ev = clear;
                     }
                 }
-                return DecodedLeaf::Sealed { ev, digest, unreadable };
+                return sealed_leaf(ev, digest, unreadable);
             }
         }
     }
@@ -237,7 +264,8 @@ pub fn decode_leaf(keys: &KeyStore, bytes: &[u8]) -> DecodedLeaf {
                 }
                 _ => bcl_projections::event_digest(&ev),
             };
-            DecodedLeaf::Plain { ev, digest }
+            let checked = validate_event(&ev);
+            DecodedLeaf::Plain { ev, digest, checked }
         }
         Some(Kind::SealedChangeEvent(sealed)) => match clear_part(&sealed) {
             Ok((mut ev, digest)) => {
@@ -248,7 +276,7 @@ pub fn decode_leaf(keys: &KeyStore, bytes: &[u8]) -> DecodedLeaf {
                         ev = clear;
                     }
                 }
-                DecodedLeaf::Sealed { ev, digest, unreadable }
+                sealed_leaf(ev, digest, unreadable)
             }
             Err(_) => DecodedLeaf::Other(LogLeaf { kind: Some(Kind::SealedChangeEvent(sealed)) }),
         },
@@ -263,9 +291,11 @@ fn canonical_event_bytes(bytes: &[u8]) -> Option<&[u8]> {
     (len as usize == rest.len()).then_some(rest)
 }
 
-/// Folds a sequence of leaves into `projection`. Decoding and unsealing (most of the cost of a sealed leaf:
-/// protobuf decoding, XChaCha20-Poly1305, merging the personal part) run on worker threads, chunks handed out
-/// round robin and collected in the same order, while this thread folds; the fold itself stays sequential.
+/// Folds a sequence of leaves into `projection`. Decoding, unsealing and validating (most of the cost of a
+/// sealed leaf: protobuf decoding, XChaCha20-Poly1305, merging the personal part, the field rules) run on
+/// worker threads, chunks handed out round robin and collected in the same order, while this thread folds;
+/// the fold itself stays sequential and moves the strings it keeps out of the decoded events, and what is
+/// left of a folded chunk is freed on another thread.
 /// `chunks` yields the leaves in log order from `projection.leaf_count`; `before` is called with each
 /// position before its leaf is folded and with the decoded leaf (the auditor re-renders certificates there
 /// and notes undecodable leaves).
@@ -290,8 +320,11 @@ where
             let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Result<Vec<DecodedLeaf>, E>>(2);
             let keys = keys.clone();
             scope.spawn(move || {
+                let mut scratch = UnsealScratch::default();
                 for chunk in in_rx {
-                    let decoded = chunk.map(|leaves| leaves.iter().map(|b| decode_leaf(&keys, b.as_ref())).collect());
+                    let decoded = chunk.map(|leaves| {
+                        leaves.iter().map(|b| decode_leaf_with(&keys, b.as_ref(), &mut scratch)).collect()
+                    });
                     if out_tx.send(decoded).is_err() {
                         return;
                     }
@@ -309,13 +342,20 @@ where
                 }
             }
         });
+        // Freeing what the fold left of each chunk (ids, sequence data, the strings it did not keep) is a
+        // tenth of the sequential thread's work otherwise.
+        let (drop_tx, drop_rx) = std::sync::mpsc::sync_channel::<Vec<DecodedLeaf>>(2);
+        scope.spawn(move || drop_rx.into_iter().for_each(drop));
         for i in 0.. {
             // A closed channel means the stream ended (or stopped at an error, which was delivered first).
             let Ok(chunk) = outputs[i % workers].recv() else { break };
-            for decoded in chunk? {
-                before(projection, projection.leaf_count, &decoded);
-                projection.apply_decoded(decoded);
+            let mut chunk = chunk?;
+            for decoded in &mut chunk {
+                before(projection, projection.leaf_count, decoded);
+                projection.apply_decoded_mut(decoded);
             }
+            // The dropping thread only ever receives, so this cannot deadlock; if it is gone, drop here.
+            let _ = drop_tx.send(chunk);
         }
         Ok(())
     })
@@ -327,6 +367,47 @@ mod tests {
     use crate::keystore::seal::prepare_events;
     use bcl_proto::change_event::Body;
     use prost::Message;
+
+    /// The pipelined rebuild validates on its decoding threads and moves strings out of the decoded events;
+    /// the serial fold of the same leaves validates in the fold and copies. Both must reach the same state,
+    /// including for events that wait in a backlog (out of order) and events that break a field rule.
+    #[test]
+    fn pipelined_rebuild_equals_the_serial_fold_with_gaps_and_invalid_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Arc::new(KeyStore::open(dir.path()).unwrap());
+        let mut events = bcl_fixtures::generate(&bcl_fixtures::Spec { households: 30, ..Default::default() }).events;
+        assert!(events.len() > 60);
+        // Two later events arrive before the ones they follow: both wait in the backlog, then drain.
+        events.swap(20, 21);
+        events.swap(40, 43);
+        // A change that breaks a field rule (a control character in a name) is held, and so is the rest.
+        let changed = events
+            .iter()
+            .position(|e| matches!(&e.body, Some(Body::ResidentChanged(c)) if c.given_name.is_some()))
+            .or_else(|| events.iter().position(|e| matches!(e.body, Some(Body::ResidentRegistered(_)))))
+            .unwrap();
+        match events[changed].body.as_mut().unwrap() {
+            Body::ResidentChanged(c) => c.given_name = Some("花\u{7}子".into()),
+            Body::ResidentRegistered(r) => r.given_name = "花\u{7}子".into(),
+            _ => unreachable!(),
+        }
+        assert!(bcl_projections::validate_event(&events[changed]).is_err());
+        let leaves: Vec<Vec<u8>> = prepare_events(&keys, &events).unwrap().into_iter().map(|p| p.leaf).collect();
+
+        let mut serial = Projection::with_keys(keys.clone(), false);
+        for l in &leaves {
+            serial.apply(&LogLeaf::decode(l.as_slice()).unwrap());
+        }
+        let mut pipelined = Projection::with_keys(keys.clone(), false);
+        let chunks = leaves.chunks(7).map(|c| Ok::<_, ()>(c.iter().collect::<Vec<_>>()));
+        fold_pipelined(&mut pipelined, chunks, |_, _, _| {}).unwrap();
+        assert_eq!(pipelined.leaf_count, leaves.len() as u64);
+        assert_eq!(pipelined.state, serial.state);
+        assert_eq!(pipelined.last_change, serial.last_change);
+        let status = pipelined.state.status("131016").unwrap();
+        assert!(status.backlog > 0, "the invalid event holds the rest back");
+        assert!(status.reason.contains("cannot be applied"), "{}", status.reason);
+    }
 
     /// The engine folds what it appends from the plaintext (writer) and everything else from the stored
     /// leaves (rebuild): both must reach the same state, before and after a resident is forgotten, or a

@@ -5,17 +5,19 @@
 //! dropped: it stays at the head of its municipality's backlog and the municipality is suspended (see
 //! `link.rs`). Applying one event is all-or-nothing: every check happens before the first mutation.
 
+use bcl_proto::admin_action::Action;
 use bcl_proto::change_event::Body;
 use bcl_proto::log_leaf::Kind;
-use bcl_proto::admin_action::Action;
-use bcl_proto::{AdminAction, ChangeEvent, DamageGrade, Forgotten, IssuanceRecord, LinkAnomaly, LogLeaf, RemovalReason};
+use bcl_proto::{
+    AdminAction, ChangeEvent, DamageGrade, Forgotten, IssuanceRecord, LinkAnomaly, LogLeaf, RemovalReason,
+};
 use prost::Message;
 use thiserror::Error;
 
 use crate::record::{Date, Sex};
 use crate::state::{
-    Card, DamageRecord, EventRef, FamilyRegister, IssuedRef, Municipality, Registry, Resident,
-    ResidentStatus, Seal, State, TaxAssessment,
+    Card, DamageRecord, EventRef, FamilyRegister, IssuedRef, Municipality, Registry, Resident, ResidentStatus, Seal,
+    State, TaxAssessment,
 };
 use crate::validate::{check_municipality_code, event_digest, validate_event, ValidationError};
 
@@ -55,7 +57,9 @@ impl State {
             // Without the key store the personal part stays sealed: the event is folded as for a forgotten
             // resident. The engine's projection unseals first and calls `apply_sealed_change` itself.
             Some(Kind::SealedChangeEvent(sealed)) => match ChangeEvent::decode(sealed.event.as_slice()) {
-                Ok(ev) => self.apply_change_with_digest(position, &ev, sealed_digest(&sealed.digest), false),
+                Ok(mut ev) => {
+                    self.apply_change_with_digest(position, &mut ev, sealed_digest(&sealed.digest), false, None)
+                }
                 Err(_) => self.ignored_leaves += 1,
             },
             Some(Kind::Forgotten(f)) => self.apply_forgotten(f),
@@ -69,8 +73,24 @@ impl State {
     /// into `ev`; otherwise `ev` lacks its personal fields (the resident's key was erased or is not at hand)
     /// and the resident is marked forgotten, which is the state a live fold reaches at the `Forgotten` leaf.
     pub fn apply_sealed_change(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32], readable: bool) {
+        self.apply_owned_change(position, &mut ev.clone(), digest, readable, None);
+    }
+
+    /// The rebuild's hot path: [`State::apply_sealed_change`] (or, `readable`, [`State::apply_change_event`])
+    /// on an event the caller gives up. The fold moves the strings it keeps out of `ev` instead of copying
+    /// them, so afterwards only `ev`'s id, municipality and sequence number are left as they were. `checked`
+    /// is [`validate_event`] of `ev` if the caller already ran it (a rebuild does, on its decoding threads);
+    /// it must be exactly that, the fold uses it in place of validating again.
+    pub fn apply_owned_change(
+        &mut self,
+        position: u64,
+        ev: &mut ChangeEvent,
+        digest: [u8; 32],
+        readable: bool,
+        checked: Option<Result<(), ValidationError>>,
+    ) {
         self.leaves = self.leaves.max(position.saturating_add(1));
-        self.apply_change_with_digest(position, ev, digest, readable);
+        self.apply_change_with_digest(position, ev, digest, readable, checked);
     }
 
     /// Crypto-shredding reached the projection: the resident's personal fields are dropped exactly as the
@@ -112,15 +132,21 @@ impl State {
     /// Folds a change event whose digest the caller already computed: the same as [`State::apply`] on a
     /// `LogLeaf` holding it.
     pub fn apply_change_event(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32]) {
-        self.leaves = self.leaves.max(position.saturating_add(1));
-        self.apply_change_with_digest(position, ev, digest, true);
+        self.apply_owned_change(position, &mut ev.clone(), digest, true, None);
     }
 
     fn apply_change(&mut self, position: u64, ev: &ChangeEvent) {
-        self.apply_change_with_digest(position, ev, event_digest(ev), true);
+        self.apply_change_with_digest(position, &mut ev.clone(), event_digest(ev), true, None);
     }
 
-    fn apply_change_with_digest(&mut self, position: u64, ev: &ChangeEvent, digest: [u8; 32], readable: bool) {
+    fn apply_change_with_digest(
+        &mut self,
+        position: u64,
+        ev: &mut ChangeEvent,
+        digest: [u8; 32],
+        readable: bool,
+        checked: Option<Result<(), ValidationError>>,
+    ) {
         let known = self.events.get(&ev.event_id).map(|k| k.digest);
         let Some(m) = self.municipality_mut(&ev.municipality_code) else { return };
         if !readable {
@@ -145,11 +171,14 @@ impl State {
         }
         m.received.insert(seq);
         let Municipality { link, registry, .. } = m;
-        link.receive(position, ev, |pos, e| registry.apply_event(pos, e));
-        self.events.insert(
-            ev.event_id.clone(),
-            EventRef { position, digest },
-        );
+        // The caller's validation belongs to this event only, on its first (and, within this call, only)
+        // attempt; events drained from the backlog behind it are validated here.
+        let mut checked = checked;
+        link.receive(position, ev, |pos, e| {
+            let checked = if pos == position { checked.take() } else { None };
+            registry.apply_event(pos, e, checked)
+        });
+        self.events.insert(ev.event_id.clone(), EventRef { position, digest });
     }
 
     /// A refused request joins its municipality's transaction log; it changes nothing else.
@@ -251,7 +280,11 @@ impl Registry {
 
     fn active_resident_mut(&mut self, id: &str) -> Result<&mut Resident, ApplyError> {
         let r = self.resident_mut(id)?;
-        if r.is_removed() { Err(ApplyError::ResidentRemoved) } else { Ok(r) }
+        if r.is_removed() {
+            Err(ApplyError::ResidentRemoved)
+        } else {
+            Ok(r)
+        }
     }
 
     fn leave_household(&mut self, household_id: &str, resident_id: &str) {
@@ -265,17 +298,25 @@ impl Registry {
         self.households.entry(household_id.to_owned()).or_default().members.push(resident_id.to_owned());
     }
 
-    /// Applies one change event, or changes nothing and says why not.
-    pub(crate) fn apply_event(&mut self, position: u64, ev: &ChangeEvent) -> Result<(), ApplyError> {
+    /// Applies one change event, or changes nothing and says why not. Every check comes before the first
+    /// mutation; once applied, the strings the record keeps are moved out of `ev` (the id, municipality and
+    /// sequence number stay). `checked`: the result of [`validate_event`] on `ev`, if already computed.
+    pub(crate) fn apply_event(
+        &mut self,
+        position: u64,
+        ev: &mut ChangeEvent,
+        checked: Option<Result<(), ValidationError>>,
+    ) -> Result<(), ApplyError> {
         // A forgotten resident's events may lack their personal fields, so the field rules cannot be checked
         // again; ingest checked them before the event was logged, and the rules that depend on the state
         // (below) still run, so the fold decides the same with or without the keys.
         let forgotten = !self.forgotten.is_empty()
             && crate::personal::event_resident(ev).is_some_and(|r| self.forgotten.contains(r));
         if !forgotten {
-            validate_event(ev).map_err(ApplyError::Invalid)?;
+            checked.unwrap_or_else(|| validate_event(ev)).map_err(ApplyError::Invalid)?;
         }
-        let Some(body) = &ev.body else { return Ok(()) }; // unreachable after validation
+        let Some(body) = &mut ev.body else { return Ok(()) }; // unreachable after validation
+        use std::mem::take;
         match body {
             Body::ResidentRegistered(r) => {
                 if self.residents.contains_key(&r.resident_id) {
@@ -284,21 +325,21 @@ impl Registry {
                 let resident = Resident {
                     id: r.resident_id.clone(),
                     household_id: r.household_id.clone(),
-                    family_name: r.family_name.clone(),
-                    given_name: r.given_name.clone(),
-                    family_name_kana: r.family_name_kana.clone(),
-                    given_name_kana: r.given_name_kana.clone(),
+                    family_name: take(&mut r.family_name),
+                    given_name: take(&mut r.given_name),
+                    family_name_kana: take(&mut r.family_name_kana),
+                    given_name_kana: take(&mut r.given_name_kana),
                     birth_date: parse_date(&r.birth_date),
                     sex: if r.sex == bcl_proto::Sex::Female as i32 { Sex::Female } else { Sex::Male },
-                    address: r.address.clone(),
+                    address: take(&mut r.address),
                     household_head: r.household_head,
-                    relationship: r.relationship.clone(),
+                    relationship: take(&mut r.relationship),
                     resident_since: parse_date(&r.resident_since),
                     address_since: parse_date(&r.address_since),
-                    previous_address: r.previous_address.clone(),
-                    registered_domicile: r.registered_domicile.clone(),
-                    domicile_head: r.domicile_head.clone(),
-                    personal_number: r.personal_number.clone(),
+                    previous_address: take(&mut r.previous_address),
+                    registered_domicile: take(&mut r.registered_domicile),
+                    domicile_head: take(&mut r.domicile_head),
+                    personal_number: take(&mut r.personal_number),
                     gaiji_pending: r.gaiji_pending,
                     status: ResidentStatus::Active,
                     support_measure: false,
@@ -308,23 +349,23 @@ impl Registry {
                     provenance: vec![position],
                 };
                 self.join_household(&r.household_id, &r.resident_id);
-                self.residents.insert(r.resident_id.clone(), resident);
+                self.residents.insert(take(&mut r.resident_id), resident);
             }
             Body::ResidentChanged(c) => {
                 let res = self.active_resident_mut(&c.resident_id)?;
                 let old_household = res.household_id.clone();
                 for (field, value) in [
-                    (&mut res.family_name, &c.family_name),
-                    (&mut res.given_name, &c.given_name),
-                    (&mut res.family_name_kana, &c.family_name_kana),
-                    (&mut res.given_name_kana, &c.given_name_kana),
-                    (&mut res.address, &c.address),
-                    (&mut res.relationship, &c.relationship),
-                    (&mut res.registered_domicile, &c.registered_domicile),
-                    (&mut res.domicile_head, &c.domicile_head),
+                    (&mut res.family_name, &mut c.family_name),
+                    (&mut res.given_name, &mut c.given_name),
+                    (&mut res.family_name_kana, &mut c.family_name_kana),
+                    (&mut res.given_name_kana, &mut c.given_name_kana),
+                    (&mut res.address, &mut c.address),
+                    (&mut res.relationship, &mut c.relationship),
+                    (&mut res.registered_domicile, &mut c.registered_domicile),
+                    (&mut res.domicile_head, &mut c.domicile_head),
                 ] {
-                    if let Some(v) = value {
-                        field.clone_from(v);
+                    if let Some(v) = value.take() {
+                        *field = v;
                     }
                 }
                 if let Some(d) = &c.address_since {
@@ -347,7 +388,7 @@ impl Registry {
                 let res = self.active_resident_mut(&m.resident_id)?;
                 res.status = ResidentStatus::MoveOutFiled {
                     planned_date: parse_date(&m.planned_date),
-                    destination: m.destination.clone(),
+                    destination: take(&mut m.destination),
                 };
                 res.provenance.push(position);
             }
@@ -368,8 +409,8 @@ impl Registry {
             Body::SealRegistered(s) => {
                 let res = self.active_resident_mut(&s.resident_id)?;
                 res.seal = Some(Seal {
-                    registration_number: s.registration_number.clone(),
-                    image_png: s.seal_image_png.clone(),
+                    registration_number: take(&mut s.registration_number),
+                    image_png: take(&mut s.seal_image_png),
                     abolished: false,
                 });
                 res.provenance.push(position);
@@ -402,7 +443,8 @@ impl Registry {
                     _ => {}
                 }
                 self.active_resident_mut(&c.resident_id)?.provenance.push(position);
-                self.cards.insert(c.card_serial.clone(), Card { resident_id: c.resident_id.clone(), revoked: false });
+                self.cards
+                    .insert(take(&mut c.card_serial), Card { resident_id: take(&mut c.resident_id), revoked: false });
             }
             Body::CardRevoked(c) => {
                 let card = self.cards.get_mut(&c.card_serial).ok_or(ApplyError::UnknownCard)?;
@@ -415,9 +457,9 @@ impl Registry {
             Body::FamilyRegisterRecorded(f) => {
                 let res = self.resident_mut(&f.resident_id)?;
                 res.family_register = Some(FamilyRegister {
-                    register_id: f.register_id.clone(),
-                    domicile: f.domicile.clone(),
-                    head: f.head.clone(),
+                    register_id: take(&mut f.register_id),
+                    domicile: take(&mut f.domicile),
+                    head: take(&mut f.head),
                 });
                 res.provenance.push(position);
             }
@@ -425,8 +467,8 @@ impl Registry {
                 if !self.households.contains_key(&d.household_id) {
                     return Err(ApplyError::UnknownHousehold);
                 }
-                self.damage.entry(d.household_id.clone()).or_default().push(DamageRecord {
-                    disaster_name: d.disaster_name.clone(),
+                self.damage.entry(take(&mut d.household_id)).or_default().push(DamageRecord {
+                    disaster_name: take(&mut d.disaster_name),
                     disaster_date: parse_date(&d.disaster_date),
                     grade: DamageGrade::try_from(d.grade).unwrap_or(DamageGrade::Unspecified),
                     position,
@@ -454,12 +496,15 @@ mod tests {
     #[test]
     fn every_registration_field_is_folded_and_changes_touch_only_what_is_set() {
         let mut log = household_log();
-        log.push(leaf(event(11, Body::ResidentChanged(ResidentChanged {
-            resident_id: "S".into(),
-            given_name: Some("花子".into()),
-            household_id: Some("HH2".into()),
-            ..Default::default()
-        }))));
+        log.push(leaf(event(
+            11,
+            Body::ResidentChanged(ResidentChanged {
+                resident_id: "S".into(),
+                given_name: Some("花子".into()),
+                household_id: Some("HH2".into()),
+                ..Default::default()
+            }),
+        )));
         let state = fold(&log);
         let m = state.municipality(CODE).unwrap();
         let s = m.resident("S").unwrap();
@@ -476,7 +521,10 @@ mod tests {
     #[test]
     fn unappliable_events_are_held_and_suspend() {
         let cases: Vec<(Body, &str)> = vec![
-            (Body::ResidentChanged(ResidentChanged { resident_id: "nobody".into(), ..Default::default() }), "resident is not registered"),
+            (
+                Body::ResidentChanged(ResidentChanged { resident_id: "nobody".into(), ..Default::default() }),
+                "resident is not registered",
+            ),
             (registered("H", "HH1", true, "1980-05-05"), "resident is already registered"),
             (card("S", "K-H"), "card serial is bound to another resident"),
             (Body::SealAbolished(SealAbolished { resident_id: "H".into() }), "no seal registration to abolish"),
@@ -495,13 +543,26 @@ mod tests {
         // A change to a removed resident.
         let mut log = household_log();
         log.push(leaf(event(11, Body::ResidentRemoved(ResidentRemoved { resident_id: "T".into(), reason: 1 }))));
-        log.push(leaf(event(12, Body::ResidentChanged(ResidentChanged { resident_id: "T".into(), household_id: Some("HH9".into()), ..Default::default() }))));
+        log.push(leaf(event(
+            12,
+            Body::ResidentChanged(ResidentChanged {
+                resident_id: "T".into(),
+                household_id: Some("HH9".into()),
+                ..Default::default()
+            }),
+        )));
         assert_eq!(status(&fold(&log)).1, "source_seq 12 cannot be applied: resident record is removed");
     }
 
     #[test]
     fn lift_needs_an_empty_backlog_and_an_admin_leaf() {
-        let lift = || admin(Action::SetMaintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: false, reason: String::new() }));
+        let lift = || {
+            admin(Action::SetMaintenance(SetMaintenanceRequest {
+                municipality_code: CODE.into(),
+                on: false,
+                reason: String::new(),
+            }))
+        };
         let mut log = household_log();
         log.push(leaf(event(12, card("H", "K-H2"))));
         assert_eq!(status(&fold(&log)).1, "data link gap: waiting for source_seq 11");
@@ -524,10 +585,16 @@ mod tests {
         assert_eq!(state.admit(&resend, &event_digest(&resend)), Admission::Duplicate { position: 3 });
         let mut altered = resend.clone();
         altered.effective_date = "2026-01-02".into();
-        assert_eq!(state.admit(&altered, &event_digest(&altered)), Admission::Conflict { kind: ConflictKind::EventIdReused });
+        assert_eq!(
+            state.admit(&altered, &event_digest(&altered)),
+            Admission::Conflict { kind: ConflictKind::EventIdReused }
+        );
         let mut same_seq = event(3, card("H", "K-Z"));
         same_seq.event_id = uuid(999);
-        assert_eq!(state.admit(&same_seq, &event_digest(&same_seq)), Admission::Conflict { kind: ConflictKind::SourceSeqTaken });
+        assert_eq!(
+            state.admit(&same_seq, &event_digest(&same_seq)),
+            Admission::Conflict { kind: ConflictKind::SourceSeqTaken }
+        );
         let fresh = event(11, card("H", "K-Z"));
         assert_eq!(state.admit(&fresh, &event_digest(&fresh)), Admission::New);
 
@@ -549,14 +616,16 @@ mod tests {
     #[test]
     fn anomalies_and_duplicates_in_the_log_suspend_only_their_municipality() {
         let mut log = household_log();
-        log.push(LogLeaf { kind: Some(Kind::LinkAnomaly(LinkAnomaly {
-            municipality_code: "011002".into(),
-            source_seq: 4,
-            event_id: uuid(4),
-            kind: "conflict".into(),
-            event_sha256: String::new(),
-            at: String::new(),
-        })) });
+        log.push(LogLeaf {
+            kind: Some(Kind::LinkAnomaly(LinkAnomaly {
+                municipality_code: "011002".into(),
+                source_seq: 4,
+                event_id: uuid(4),
+                kind: "conflict".into(),
+                event_sha256: String::new(),
+                at: String::new(),
+            })),
+        });
         let state = fold(&log);
         assert_eq!(state.status("011002").unwrap().reason, "conflicting re-send of source_seq 4");
         assert_eq!(state.status("011002").unwrap().state(), MunicipalityState::Suspended);
@@ -584,7 +653,11 @@ mod tests {
         state.apply(3, &LogLeaf { kind: Some(Kind::Issuance(IssuanceRecord::default())) });
         state.apply(u64::MAX, &LogLeaf { kind: Some(Kind::Admin(AdminAction::default())) });
         assert_eq!(state.status(CODE).unwrap().state(), MunicipalityState::Suspended);
-        assert!(state.status(CODE).unwrap().reason.starts_with("source_seq 1 cannot be applied: invalid event: eventId"));
+        assert!(state
+            .status(CODE)
+            .unwrap()
+            .reason
+            .starts_with("source_seq 1 cannot be applied: invalid event: eventId"));
     }
 
     #[test]
@@ -592,7 +665,11 @@ mod tests {
         let mut log = household_log();
         let rec = |cert: &str, digest: &str| IssuanceRecord {
             certificate_id: cert.into(),
-            request: Some(IssueRequest { request_id: "req-1".into(), municipality_code: CODE.into(), ..Default::default() }),
+            request: Some(IssueRequest {
+                request_id: "req-1".into(),
+                municipality_code: CODE.into(),
+                ..Default::default()
+            }),
             request_digest: digest.into(),
             ..Default::default()
         };
@@ -600,7 +677,10 @@ mod tests {
         log.push(LogLeaf { kind: Some(Kind::Issuance(rec("CERT-B", "d2"))) });
         let state = fold(&log);
         let first = state.issuance_by_request("req-1").unwrap();
-        assert_eq!((first.position, first.request_digest.as_str(), first.certificate_id.as_str()), (11, "d1", "CERT-A"));
+        assert_eq!(
+            (first.position, first.request_digest.as_str(), first.certificate_id.as_str()),
+            (11, "d1", "CERT-A")
+        );
         assert_eq!(state.certificate_position("CERT-B"), Some(12));
         let tx: Vec<u64> = state.municipality(CODE).unwrap().transactions().iter().map(|(p, _)| *p).collect();
         assert_eq!(tx, vec![11, 12]);

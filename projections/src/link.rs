@@ -16,9 +16,13 @@ use thiserror::Error;
 pub enum Mode {
     Active,
     /// Switched off by an operator or the municipality (SetMaintenance on=true).
-    Maintenance { reason: String },
+    Maintenance {
+        reason: String,
+    },
     /// Fail-closed after a data-link anomaly.
-    Suspended { reason: String },
+    Suspended {
+        reason: String,
+    },
 }
 
 /// Why maintenance cannot be lifted yet.
@@ -97,12 +101,14 @@ impl Link {
 
     /// Queues a new event (the caller has checked that its source_seq is above `applied_seq` and not yet
     /// received) and applies whatever has become contiguous. `apply` must either apply the whole event or
-    /// change nothing and return the rule it broke.
+    /// change nothing and return the rule it broke; once it has applied an event it may move fields out of it
+    /// (the fold keeps the strings instead of copying them), so the caller must not rely on more than the
+    /// event's id, municipality and sequence number afterwards.
     pub fn receive<E: ToString>(
         &mut self,
         position: u64,
-        event: &ChangeEvent,
-        mut apply: impl FnMut(u64, &ChangeEvent) -> Result<(), E>,
+        event: &mut ChangeEvent,
+        mut apply: impl FnMut(u64, &mut ChangeEvent) -> Result<(), E>,
     ) {
         let seq = event.source_seq;
         self.received_seq = self.received_seq.max(seq);
@@ -127,18 +133,18 @@ impl Link {
         self.drain(&mut apply);
     }
 
-    fn drain<E: ToString>(&mut self, apply: &mut impl FnMut(u64, &ChangeEvent) -> Result<(), E>) {
+    fn drain<E: ToString>(&mut self, apply: &mut impl FnMut(u64, &mut ChangeEvent) -> Result<(), E>) {
         let next = self.applied_seq + 1;
         if self.held.as_ref().is_some_and(|(s, _)| *s == next) {
             // The head was refused already and nothing it depends on can have changed: only this
             // municipality's own applied events change its data, and none can pass the head.
             return;
         }
-        while let Some(entry) = self.backlog.first_entry() {
+        while let Some(mut entry) = self.backlog.first_entry() {
             if *entry.key() != self.applied_seq + 1 {
                 break;
             }
-            let (position, event) = entry.get();
+            let (position, event) = entry.get_mut();
             match apply(*position, event) {
                 Ok(()) => {
                     entry.remove();
@@ -200,7 +206,7 @@ mod tests {
     /// Applies every event except those in `refuse`, recording the order.
     fn run(link: &mut Link, seqs: &[u64], refuse: &[u64], applied: &mut Vec<u64>) {
         for (pos, s) in seqs.iter().enumerate() {
-            link.receive(pos as u64, &ev(*s), |_, e| {
+            link.receive(pos as u64, &mut ev(*s), |_, e| {
                 if refuse.contains(&e.source_seq) {
                     Err("rule")
                 } else {
@@ -231,7 +237,7 @@ mod tests {
         assert_eq!(link.check_lift(), Err(LiftRefusal::Gap { waiting_for: 2, backlog: 2 }));
         link.set_maintenance(false, "");
         assert_eq!(link.state(), MunicipalityState::Suspended, "premature lift is ignored");
-        link.receive(9, &ev(2), |_, e| {
+        link.receive(9, &mut ev(2), |_, e| {
             applied.push(e.source_seq);
             Ok::<_, &str>(())
         });

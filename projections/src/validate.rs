@@ -196,7 +196,8 @@ fn text(path: &'static str, s: &str, max: usize, required: bool) -> Result {
     if s.chars().any(is_forbidden_char) {
         return fail(path, Rule::ControlCharacter);
     }
-    if s.chars().count() > max {
+    // A string has at most as many characters as bytes: count only when the bytes alone could be too many.
+    if s.len() > max && s.chars().count() > max {
         return fail(path, Rule::TooLong { max });
     }
     Ok(())

@@ -8,16 +8,8 @@ fn h(hex_str: &str) -> Hash {
     hex::decode(hex_str).unwrap().try_into().unwrap()
 }
 
-const LEAVES: [&str; 8] = [
-    "",
-    "00",
-    "10",
-    "2021",
-    "3031",
-    "40414243",
-    "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f",
-];
+const LEAVES: [&str; 8] =
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
 
 /// Root of the first n leaves, n = 0..=8.
 const ROOTS: [&str; 9] = [
@@ -46,19 +38,10 @@ fn roots_match_the_reference_vectors_for_every_size() {
     assert_eq!(t.root(), h(ROOTS[0]));
     for (n, l) in LEAVES.iter().enumerate() {
         t.push(&hex::decode(l).unwrap());
-        assert_eq!(
-            t.root(),
-            h(ROOTS[n + 1]),
-            "incremental root of size {}",
-            n + 1
-        );
+        assert_eq!(t.root(), h(ROOTS[n + 1]), "incremental root of size {}", n + 1);
     }
     for (n, want) in ROOTS.iter().enumerate() {
-        assert_eq!(
-            root(&t, n as u64).unwrap(),
-            h(want),
-            "stored-node root of size {n}"
-        );
+        assert_eq!(root(&t, n as u64).unwrap(), h(want), "stored-node root of size {n}");
     }
 }
 
@@ -85,19 +68,11 @@ fn inclusion_proofs_match_the_reference_vectors() {
                 "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
             ],
         ),
-        (
-            2,
-            3,
-            &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
-        ),
+        (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
     ];
     for (index, size, want) in cases {
         let want: Vec<Hash> = want.iter().map(|s| h(s)).collect();
-        assert_eq!(
-            inclusion_proof(&t, index, size).unwrap(),
-            want,
-            "proof of {index} in {size}"
-        );
+        assert_eq!(inclusion_proof(&t, index, size).unwrap(), want, "proof of {index} in {size}");
         let leaf = leaf_hash(&hex::decode(LEAVES[index as usize]).unwrap());
         verify_inclusion(&leaf, index, size, &want, &h(ROOTS[size as usize])).unwrap();
     }
@@ -137,19 +112,8 @@ fn consistency_proofs_match_the_reference_vectors() {
     ];
     for (first, second, want) in cases {
         let want: Vec<Hash> = want.iter().map(|s| h(s)).collect();
-        assert_eq!(
-            consistency_proof(&t, first, second).unwrap(),
-            want,
-            "proof {first} -> {second}"
-        );
-        verify_consistency(
-            first,
-            second,
-            &h(ROOTS[first as usize]),
-            &h(ROOTS[second as usize]),
-            &want,
-        )
-        .unwrap();
+        assert_eq!(consistency_proof(&t, first, second).unwrap(), want, "proof {first} -> {second}");
+        verify_consistency(first, second, &h(ROOTS[first as usize]), &h(ROOTS[second as usize]), &want).unwrap();
     }
 }
 
@@ -216,9 +180,7 @@ fn subproof(m: usize, d: &[Vec<u8>], b: bool) -> Vec<Hash> {
 }
 
 fn data(n: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| format!("leaf-{i}-{}", i * 7919 % 97).into_bytes())
-        .collect()
+    (0..n).map(|i| format!("leaf-{i}-{}", i * 7919 % 97).into_bytes()).collect()
 }
 
 #[test]
@@ -287,8 +249,7 @@ fn altered_proofs_and_claims_are_rejected() {
             assert!(verify_inclusion(&leaf, m, n, &longer, &r).is_err());
             assert!(verify_inclusion(&leaf_hash(b"other"), m, n, &p, &r).is_err());
             assert!(
-                verify_inclusion(&leaf, (m + 1) % n, n, &p, &r).is_err()
-                    || d[((m + 1) % n) as usize] == d[m as usize]
+                verify_inclusion(&leaf, (m + 1) % n, n, &p, &r).is_err() || d[((m + 1) % n) as usize] == d[m as usize]
             );
             assert!(verify_inclusion(&leaf, n, n, &p, &r).is_err());
         }
@@ -297,22 +258,10 @@ fn altered_proofs_and_claims_are_rejected() {
             let p = consistency_proof(&t, m, n).unwrap();
             let mut flipped = p.clone();
             flipped[0][3] ^= 0x80;
-            assert!(
-                verify_consistency(m, n, &first, &r, &flipped).is_err(),
-                "{m}->{n} flipped"
-            );
-            assert!(
-                verify_consistency(m, n, &first, &r, &p[..p.len() - 1]).is_err(),
-                "{m}->{n} truncated"
-            );
-            assert!(
-                verify_consistency(m, n, &r, &first, &p).is_err(),
-                "{m}->{n} roots swapped"
-            );
-            assert!(
-                verify_consistency(m, n, &first, &root(&t, n - 1).unwrap(), &p).is_err(),
-                "{m}->{n} other root"
-            );
+            assert!(verify_consistency(m, n, &first, &r, &flipped).is_err(), "{m}->{n} flipped");
+            assert!(verify_consistency(m, n, &first, &r, &p[..p.len() - 1]).is_err(), "{m}->{n} truncated");
+            assert!(verify_consistency(m, n, &r, &first, &p).is_err(), "{m}->{n} roots swapped");
+            assert!(verify_consistency(m, n, &first, &root(&t, n - 1).unwrap(), &p).is_err(), "{m}->{n} other root");
         }
     }
     let r4 = root(&t, 4).unwrap();
@@ -320,27 +269,13 @@ fn altered_proofs_and_claims_are_rejected() {
     assert!(verify_consistency(4, 4, &r4, &root(&t, 5).unwrap(), &[]).is_err());
     verify_consistency(0, 8, &empty_root(), &root(&t, 8).unwrap(), &[]).unwrap();
     assert!(verify_consistency(5, 4, &r4, &r4, &[]).is_err());
-    assert_eq!(
-        inclusion_proof(&t, 8, 8),
-        Err(MerkleError::IndexBeyondTree { index: 8, size: 8 })
-    );
-    assert_eq!(
-        consistency_proof(&t, 9, 8),
-        Err(MerkleError::FirstBeyondSecond {
-            first: 9,
-            second: 8
-        })
-    );
+    assert_eq!(inclusion_proof(&t, 8, 8), Err(MerkleError::IndexBeyondTree { index: 8, size: 8 }));
+    assert_eq!(consistency_proof(&t, 9, 8), Err(MerkleError::FirstBeyondSecond { first: 9, second: 8 }));
 }
 
 #[test]
 fn node_keys_round_trip_and_sort_by_level_then_index() {
-    let ids = [
-        NodeId::new(0, 5),
-        NodeId::new(0, 300),
-        NodeId::new(3, 1),
-        NodeId::new(63, u64::MAX),
-    ];
+    let ids = [NodeId::new(0, 5), NodeId::new(0, 300), NodeId::new(3, 1), NodeId::new(63, u64::MAX)];
     for id in ids {
         assert_eq!(NodeId::from_key(&id.to_key()), Some(id));
     }
@@ -363,26 +298,23 @@ fn agrees_with_the_ct_merkle_crate() {
         ours.push(leaf);
         theirs.push(leaf.clone());
         let n = ours.size();
-        assert_eq!(
-            ours.root().as_slice(),
-            theirs.root().as_bytes().as_slice(),
-            "root of {n}"
-        );
+        assert_eq!(ours.root().as_slice(), theirs.root().as_bytes().as_slice(), "root of {n}");
         for m in 0..n {
             let p = inclusion_proof(&ours, m, n).unwrap();
-            assert_eq!(
-                concat(p),
-                theirs.prove_inclusion(m as usize).as_bytes(),
-                "inclusion {m} in {n}"
-            );
+            assert_eq!(concat(p), theirs.prove_inclusion(m as usize).as_bytes(), "inclusion {m} in {n}");
         }
         for m in 1..n {
             let p = consistency_proof(&ours, m, n).unwrap();
-            assert_eq!(
-                concat(p),
-                theirs.prove_consistency((n - m) as usize).as_bytes(),
-                "consistency {m} -> {n}"
-            );
+            assert_eq!(concat(p), theirs.prove_consistency((n - m) as usize).as_bytes(), "consistency {m} -> {n}");
         }
+    }
+}
+
+#[test]
+fn parallel_leaf_hashes_equal_serial_ones_in_order() {
+    for n in [0usize, 1, 4095, 4096, 10_001] {
+        let leaves: Vec<Vec<u8>> = (0..n).map(|i| format!("leaf {i}").into_bytes()).collect();
+        let serial: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+        assert_eq!(leaf_hashes(&leaves), serial, "{n} leaves");
     }
 }

@@ -94,11 +94,7 @@ impl Report {
     }
 
     fn fail(&mut self, check: &'static str, position: Option<u64>, detail: impl Into<String>) {
-        self.failures.push(Failure {
-            check,
-            position,
-            detail: detail.into(),
-        });
+        self.failures.push(Failure { check, position, detail: detail.into() });
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -124,13 +120,7 @@ impl Report {
 }
 
 pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, '_>) -> Report {
-    let Options {
-        previous_note,
-        keys,
-        reproducer,
-        oracle,
-        progress,
-    } = options;
+    let Options { previous_note, keys, reproducer, oracle, progress } = options;
     let mut report = Report::default();
     let checkpoint = match Checkpoint::open(verifier, source.note) {
         Ok(c) => c,
@@ -150,18 +140,15 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
         report.fail(
             "size",
             Some(source.leaves.len() as u64),
-            format!(
-                "the checkpoint commits to {n} leaves but only {} were supplied",
-                source.leaves.len()
-            ),
+            format!("the checkpoint commits to {n} leaves but only {} were supplied", source.leaves.len()),
         );
     }
 
     // 1. Leaf hashes and the root.
     let started = Instant::now();
     let mut tree = MemoryTree::new();
-    for (i, leaf) in leaves.iter().enumerate() {
-        tree.push(leaf);
+    for (i, hash) in merkle::leaf_hashes(leaves).into_iter().enumerate() {
+        tree.push_leaf_hash(hash);
         if i.is_multiple_of(65_536) {
             progress("hash", i as u64, n);
         }
@@ -169,41 +156,23 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     progress("hash", leaves.len() as u64, n);
     report.hash_seconds = started.elapsed().as_secs_f64();
     if tree.size() == n && tree.root() != checkpoint.root {
-        report.fail(
-            "root",
-            None,
-            "the root recomputed from the leaves differs from the signed root",
-        );
+        report.fail("root", None, "the root recomputed from the leaves differs from the signed root");
     }
     if tree.size() != n || tree.root() != checkpoint.root {
-        locate_differences(
-            &mut report,
-            &tree,
-            &checkpoint,
-            source.recorded_hashes,
-            oracle,
-        );
+        locate_differences(&mut report, &tree, &checkpoint, source.recorded_hashes, oracle);
     }
 
     // 2. Consistency with what this auditor saw before.
     if let Some(previous) = previous_note {
         match Checkpoint::open(verifier, previous) {
-            Err(e) => report.fail(
-                "previous",
-                None,
-                format!("the saved checkpoint does not verify: {e}"),
-            ),
+            Err(e) => report.fail("previous", None, format!("the saved checkpoint does not verify: {e}")),
             Ok(p) if p.size > n => report.fail(
                 "consistency",
                 Some(n),
-                format!(
-                    "the log shrank: the saved checkpoint has {} leaves, the current one {n}",
-                    p.size
-                ),
+                format!("the log shrank: the saved checkpoint has {} leaves, the current one {n}", p.size),
             ),
             Ok(p) if p.size <= tree.size() => {
-                let earlier =
-                    merkle::root(&tree, p.size).expect("every node of a memory tree is present");
+                let earlier = merkle::root(&tree, p.size).expect("every node of a memory tree is present");
                 if earlier != p.root {
                     report.fail(
                         "consistency",
@@ -212,11 +181,7 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
                     );
                 }
             }
-            Ok(_) => report.fail(
-                "consistency",
-                None,
-                "too few leaves to check the saved checkpoint",
-            ),
+            Ok(_) => report.fail("consistency", None, "too few leaves to check the saved checkpoint"),
         }
     }
 
@@ -224,10 +189,7 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
     let mut issuances: Vec<(u64, IssuanceRecord)> = Vec::new();
     for (position, bytes) in leaves.iter().enumerate() {
         if bytes.first() == Some(&ISSUANCE_TAG) {
-            if let Ok(LogLeaf {
-                kind: Some(Kind::Issuance(record)),
-            }) = LogLeaf::decode(bytes.as_slice())
-            {
+            if let Ok(LogLeaf { kind: Some(Kind::Issuance(record)) }) = LogLeaf::decode(bytes.as_slice()) {
                 issuances.push((position as u64, record));
             }
         }
@@ -240,23 +202,13 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
             report.fail(
                 "issuance",
                 Some(*position),
-                format!(
-                    "certificate {} claims a snapshot after itself",
-                    record.certificate_id
-                ),
+                format!("certificate {} claims a snapshot after itself", record.certificate_id),
             );
-        } else if let Some(s) = record
-            .source_positions
-            .iter()
-            .find(|&&s| s >= record.as_of_position)
-        {
+        } else if let Some(s) = record.source_positions.iter().find(|&&s| s >= record.as_of_position) {
             report.fail(
                 "issuance",
                 Some(*position),
-                format!(
-                    "certificate {} cites position {s}, outside its snapshot",
-                    record.certificate_id
-                ),
+                format!("certificate {} cites position {s}, outside its snapshot", record.certificate_id),
             );
         } else {
             pending.push(item);
@@ -287,11 +239,9 @@ pub fn verify(verifier: &NoteVerifier, source: Source<'_>, options: Options<'_, 
                     {
                         report.forgotten_certificates.push((*at, record.certificate_id.clone()))
                     }
-                    Err(e) => report.fail(
-                        "reproduce",
-                        Some(*at),
-                        format!("certificate {}: {e}", record.certificate_id),
-                    ),
+                    Err(e) => {
+                        report.fail("reproduce", Some(*at), format!("certificate {}: {e}", record.certificate_id))
+                    }
                 }
                 reproduce_time += t.elapsed();
             }
@@ -373,11 +323,7 @@ fn locate_differences(
         let mut hints = MemoryTree::new();
         recorded.iter().for_each(|h| hints.push_leaf_hash(*h));
         if hints.size() != checkpoint.size || hints.root() != checkpoint.root {
-            report.fail(
-                "root",
-                None,
-                "the export's recorded leaf hashes do not match the signed checkpoint either",
-            );
+            report.fail("root", None, "the export's recorded leaf hashes do not match the signed checkpoint either");
             return;
         }
         let mut listed = 0;
@@ -397,14 +343,7 @@ fn locate_differences(
             }
         }
         if differing > listed as u64 {
-            report.fail(
-                "leaf",
-                None,
-                format!(
-                    "{} more differing leaves not listed",
-                    differing - listed as u64
-                ),
-            );
+            report.fail("leaf", None, format!("{} more differing leaves not listed", differing - listed as u64));
         }
         return;
     }
@@ -417,9 +356,7 @@ fn locate_differences(
                 return; // what we have is a correct prefix; the size failure already says what is missing
             }
             Ok(false) => {}
-            Err(e) => {
-                return report.fail("root", None, format!("cannot locate the difference: {e}"))
-            }
+            Err(e) => return report.fail("root", None, format!("cannot locate the difference: {e}")),
         }
     }
     while bad - good > 1 {
@@ -428,16 +365,10 @@ fn locate_differences(
         match oracle.prefix_matches(mid, &root) {
             Ok(true) => good = mid,
             Ok(false) => bad = mid,
-            Err(e) => {
-                return report.fail("root", None, format!("cannot locate the difference: {e}"))
-            }
+            Err(e) => return report.fail("root", None, format!("cannot locate the difference: {e}")),
         }
     }
-    report.fail(
-        "leaf",
-        Some(good),
-        "first leaf that differs from the history the signed checkpoint commits to",
-    );
+    report.fail("leaf", Some(good), "first leaf that differs from the history the signed checkpoint commits to");
 }
 
 /// A prefix check against a tree whose root at `size` is known and whose consistency proofs can be asked for.

@@ -10,7 +10,7 @@
 
 use super::{KeyId, KeyStore, KeyStoreError};
 use bcl_proto::{log_leaf::Kind, ChangeEvent, LogLeaf, SealedChangeEvent};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use prost::Message;
@@ -189,17 +189,41 @@ pub fn unseal_into(keys: &KeyStore, sealed: &SealedChangeEvent, ev: &mut ChangeE
 
 /// [`unseal_into`] on borrowed fields.
 pub fn unseal_ref(keys: &KeyStore, sealed: &SealedRef<'_>, ev: &mut ChangeEvent) -> Result<(), UnsealError> {
+    unseal_ref_with(keys, sealed, ev, &mut UnsealScratch::default())
+}
+
+/// Buffers a decoding thread reuses from one sealed leaf to the next (the associated data and the
+/// plaintext), so a rebuild does not allocate and free two of them per leaf. The last plaintext stays in
+/// memory until it is overwritten or the scratch is dropped at the end of the fold, no longer than the
+/// decoded events that hold the same fields.
+#[derive(Default)]
+pub struct UnsealScratch {
+    aad: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+/// [`unseal_ref`] with reused buffers.
+pub fn unseal_ref_with(
+    keys: &KeyStore,
+    sealed: &SealedRef<'_>,
+    ev: &mut ChangeEvent,
+    scratch: &mut UnsealScratch,
+) -> Result<(), UnsealError> {
     let key_id: KeyId = sealed.key_id.try_into().map_err(|_| UnsealError::Malformed("key id is not 16 bytes"))?;
     let key = keys.key(&key_id).ok_or(UnsealError::KeyMissing)?;
     if sealed.nonce.len() != 24 {
         return Err(UnsealError::Malformed("nonce is not 24 bytes"));
     }
     let cipher = XChaCha20Poly1305::new((&key).into());
-    let plaintext = cipher
-        .decrypt(
-            XNonce::from_slice(sealed.nonce),
-            Payload { msg: sealed.sealed, aad: &aad(sealed.key_id, sealed.digest, sealed.event) },
-        )
+    let UnsealScratch { aad, plaintext } = scratch;
+    aad.clear();
+    for part in [AAD_DOMAIN, sealed.key_id, sealed.digest, sealed.event] {
+        aad.extend_from_slice(part);
+    }
+    plaintext.clear();
+    plaintext.extend_from_slice(sealed.sealed);
+    cipher
+        .decrypt_in_place(XNonce::from_slice(sealed.nonce), aad, plaintext)
         .map_err(|_| UnsealError::Authentication)?;
     ev.merge(plaintext.as_slice()).map_err(|_| UnsealError::Malformed("personal part does not decode"))
 }
