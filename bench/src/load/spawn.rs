@@ -93,17 +93,26 @@ impl Spawned {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(SpawnError::Start)?;
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let addr = match (read, line.trim().strip_prefix("bcl listening on ")) {
-            (Ok(_), Some(addr)) => addr.to_string(),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(SpawnError::NoAddress(line.trim().to_string()));
+        // Other lines may come first (`bcl metrics on ADDR` with `--metrics-listen`); the listening line
+        // says the server is ready. The rest of stdout is drained, so a later line never meets a closed pipe.
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut seen = Vec::new();
+        let addr = loop {
+            let mut line = String::new();
+            match stdout.read_line(&mut line) {
+                Ok(n) if n > 0 => match line.trim().strip_prefix("bcl listening on ") {
+                    Some(addr) => break Some(addr.to_string()),
+                    None => seen.push(line.trim().to_string()),
+                },
+                _ => break None,
             }
         };
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SpawnError::NoAddress(seen.join(" / ")));
+        };
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         Ok(Spawned { child, _data: data, url: format!("http://{addr}") })
     }
 
