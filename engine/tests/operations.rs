@@ -173,15 +173,7 @@ async fn a_graceful_stop_keeps_every_acknowledged_issuance() {
     let m = fixture(10);
     append_all(&server, &m.events).await;
     configure(&server, CODE).await;
-    let case = m
-        .cases
-        .iter()
-        .find(|c| {
-            c.certificate_type == bcl_proto::CertificateType::ResidentRecord
-                && matches!(c.expect, bcl_fixtures::Expect::Issue { .. })
-        })
-        .unwrap()
-        .clone();
+    let case = issuable_resident_record(&m);
     // Issues in flight while SIGTERM arrives: each one either completes or is refused as unavailable.
     let client = server.issuance().await;
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
@@ -231,6 +223,18 @@ async fn a_graceful_stop_keeps_every_acknowledged_issuance() {
     }
 }
 
+/// A fixture case that must be issued a 住民票の写し.
+fn issuable_resident_record(m: &bcl_fixtures::Municipality) -> bcl_fixtures::Case {
+    m.cases
+        .iter()
+        .find(|c| {
+            c.certificate_type == bcl_proto::CertificateType::ResidentRecord
+                && matches!(c.expect, bcl_fixtures::Expect::Issue { .. })
+        })
+        .expect("the fixture has an issuable 住民票 case")
+        .clone()
+}
+
 /// Transactions recorded for `request_id` (every outcome).
 async fn transactions_of(server: &Server, request_id: &str) -> Vec<bcl_proto::Transaction> {
     let mut admin = server.admin().await;
@@ -256,15 +260,7 @@ fn is_deadline(status: &tonic::Status) -> bool {
 async fn every_call_has_a_deadline_and_an_expired_issue_is_charged_once_on_retry() {
     let dir = tempfile::tempdir().unwrap();
     let m = fixture(10);
-    let case = m
-        .cases
-        .iter()
-        .find(|c| {
-            c.certificate_type == bcl_proto::CertificateType::ResidentRecord
-                && matches!(c.expect, bcl_fixtures::Expect::Issue { .. })
-        })
-        .unwrap()
-        .clone();
+    let case = issuable_resident_record(&m);
     let request = |id: &str| resident_record(id, &case.card_serial, &case.subject_resident_ids);
     {
         let server = Server::start(dir.path(), NOW);

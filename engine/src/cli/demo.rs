@@ -19,7 +19,7 @@ use crate::server::ServeOptions;
 use bcl_fixtures::{Expect, Spec};
 use bcl_proto::{
     admin_client::AdminClient, audit_client::AuditClient, ingest_client::IngestClient, issuance_client::IssuanceClient,
-    AppendRequest, Centre, CertificateType, GetCheckpointRequest, IssueRequest, MunicipalityRef, MunicipalitySettings,
+    AppendRequest, Centre, GetCheckpointRequest, IssueRequest, MunicipalityRef, MunicipalitySettings,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -244,20 +244,8 @@ fn demo_settings(code: &str) -> MunicipalitySettings {
         municipality_code: code.to_owned(),
         municipality_name: "東京都千代田区".into(),
         mayor_title: "千代田区長".into(),
-        enabled_types: [
-            CertificateType::ResidentRecord,
-            CertificateType::ResidentRecordItems,
-            CertificateType::SealRegistration,
-            CertificateType::TaxAssessment,
-            CertificateType::Income,
-            CertificateType::FamilyRegister,
-            CertificateType::FamilyRegisterPersonal,
-            CertificateType::FamilyRegisterAnnex,
-            CertificateType::DisasterDamage,
-        ]
-        .into_iter()
-        .map(|t| t as i32)
-        .collect(),
+        // Every type: the demo shows each kind of certificate and refusal.
+        enabled_types: bcl_projections::eligibility::ALL_TYPES.iter().map(|t| *t as i32).collect(),
         mayor_name: "千代田　太郎".into(),
         personal_number_allowed: Some(true),
         ..Default::default()
