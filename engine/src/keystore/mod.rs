@@ -79,8 +79,9 @@ pub fn subject(municipality: &str, resident_id: &str) -> String {
 
 #[derive(Default)]
 struct Inner {
-    /// key id → (slot, entry)
-    by_id: HashMap<KeyId, (u64, KeyEntry)>,
+    /// key id → (slot, entry). Key ids are random, so a fast (seeded) hash is as safe as SipHash here, and
+    /// the rebuild looks one up per sealed leaf.
+    by_id: HashMap<KeyId, (u64, KeyEntry), foldhash::fast::RandomState>,
     /// subject → key ids, oldest first (a replica may hold several for one subject)
     by_subject: HashMap<String, Vec<KeyId>>,
     /// Number of slots in the file (live or erased).
@@ -145,6 +146,15 @@ impl KeyStore {
     /// The key with this id (the fold's lookup).
     pub fn key(&self, key_id: &KeyId) -> Option<[u8; 32]> {
         self.inner.read().expect("key store lock").by_id.get(key_id).map(|(_, e)| e.key)
+    }
+
+    /// The keys of many key ids (`None` for an id that is not one), in order, appended to `out`, under one
+    /// read lock: the rebuild looks up a whole chunk of leaves at once, so it neither takes the lock per
+    /// leaf (two decoding threads would bounce its cache line) nor waits for one lookup's cache misses
+    /// before starting the next (the lookups run back to back and overlap).
+    pub fn keys_of<'a>(&self, ids: impl IntoIterator<Item = Option<&'a KeyId>>, out: &mut Vec<Option<[u8; 32]>>) {
+        let inner = self.inner.read().expect("key store lock");
+        out.extend(ids.into_iter().map(|id| id.and_then(|id| inner.by_id.get(id)).map(|(_, e)| e.key)));
     }
 
     /// The key of the log's keyed digests (see `seal::keyed_digest`).

@@ -209,12 +209,27 @@ pub fn unseal_ref_with(
     ev: &mut ChangeEvent,
     scratch: &mut UnsealScratch,
 ) -> Result<(), UnsealError> {
-    let key_id: KeyId = sealed.key_id.try_into().map_err(|_| UnsealError::Malformed("key id is not 16 bytes"))?;
-    let key = keys.key(&key_id).ok_or(UnsealError::KeyMissing)?;
+    let key = <&KeyId>::try_from(sealed.key_id).ok().and_then(|id| keys.key(id));
+    unseal_ref_with_key(key.as_ref(), sealed, ev, scratch)
+}
+
+/// [`unseal_ref_with`] with the key already looked up: `key` is the key store's key for `sealed.key_id`
+/// (`None` if there is none), as [`KeyStore::keys_of`] returns it for a chunk of leaves at once. The errors
+/// are the same, in the same order: a malformed key id before a missing key.
+pub fn unseal_ref_with_key(
+    key: Option<&[u8; 32]>,
+    sealed: &SealedRef<'_>,
+    ev: &mut ChangeEvent,
+    scratch: &mut UnsealScratch,
+) -> Result<(), UnsealError> {
+    if sealed.key_id.len() != std::mem::size_of::<KeyId>() {
+        return Err(UnsealError::Malformed("key id is not 16 bytes"));
+    }
+    let key = key.ok_or(UnsealError::KeyMissing)?;
     if sealed.nonce.len() != 24 {
         return Err(UnsealError::Malformed("nonce is not 24 bytes"));
     }
-    let cipher = XChaCha20Poly1305::new((&key).into());
+    let cipher = XChaCha20Poly1305::new(key.into());
     let UnsealScratch { aad, plaintext } = scratch;
     aad.clear();
     for part in [AAD_DOMAIN, sealed.key_id, sealed.digest, sealed.event] {
