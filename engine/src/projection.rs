@@ -6,8 +6,8 @@
 //! writer) also *erases* a resident's keys when it folds their `Forgotten` leaf, so any engine folding the
 //! same log (a restarted one, a replica) forgets too; folds made for reproduction or audit only read keys.
 
-use crate::keystore::seal::{clear_part, unseal_into, unseal_ref_with, SealedRef, UnsealError, UnsealScratch};
-use crate::keystore::KeyStore;
+use crate::keystore::seal::{clear_part, unseal_into, unseal_ref_with_key, SealedRef, UnsealError, UnsealScratch};
+use crate::keystore::{KeyId, KeyStore};
 use bcl_projections::{validate_event, State, ValidationError};
 use bcl_proto::{log_leaf::Kind, ChangeEvent, LogLeaf};
 use prost::Message;
@@ -238,21 +238,67 @@ fn sealed_leaf(ev: ChangeEvent, digest: [u8; 32], unreadable: Option<UnsealError
 
 /// [`decode_leaf`] reusing a decoding thread's buffers.
 pub fn decode_leaf_with(keys: &KeyStore, bytes: &[u8], scratch: &mut UnsealScratch) -> DecodedLeaf {
-    // Sealed events, most of the log, are read in place: the fields are borrowed, not copied.
-    if bytes.first() == Some(&SEALED_TAG) {
-        if let Some(sealed) = canonical_event_bytes(bytes).and_then(SealedRef::parse) {
-            if let Ok((mut ev, digest)) = sealed.clear_part() {
-                let unreadable = unseal_ref_with(keys, &sealed, &mut ev, scratch).err();
-                if unreadable.is_some() {
-                    // A failed merge may have left part of the personal fields in `ev`.
-                    if let Ok((clear, _)) = sealed.clear_part() {
-                        ev = clear;
-                    }
-                }
-                return sealed_leaf(ev, digest, unreadable);
-            }
+    if let Some(sealed) = sealed_in_place(bytes) {
+        let key = <&KeyId>::try_from(sealed.key_id).ok().and_then(|id| keys.key(id));
+        if let Some(decoded) = decode_sealed_in_place(&sealed, key.as_ref(), scratch) {
+            return decoded;
         }
     }
+    decode_with_prost(keys, bytes)
+}
+
+/// [`decode_leaf_with`] on a chunk of leaves: the same leaves, decoded the same way, but the keys of the
+/// chunk's sealed leaves are looked up first, all at once ([`KeyStore::keys_of`]: one lock, and the
+/// lookups' cache misses overlap instead of stalling each leaf in turn).
+pub fn decode_chunk_with<L: AsRef<[u8]>>(
+    keys: &KeyStore,
+    leaves: &[L],
+    scratch: &mut UnsealScratch,
+) -> Vec<DecodedLeaf> {
+    let sealed: Vec<Option<SealedRef<'_>>> = leaves.iter().map(|b| sealed_in_place(b.as_ref())).collect();
+    let mut found = Vec::with_capacity(leaves.len());
+    keys.keys_of(sealed.iter().map(|s| s.as_ref().and_then(|s| <&KeyId>::try_from(s.key_id).ok())), &mut found);
+    leaves
+        .iter()
+        .zip(sealed)
+        .zip(found)
+        .map(|((bytes, sealed), key)| {
+            sealed
+                .and_then(|sealed| decode_sealed_in_place(&sealed, key.as_ref(), scratch))
+                .unwrap_or_else(|| decode_with_prost(keys, bytes.as_ref()))
+        })
+        .collect()
+}
+
+/// The fields of a canonical sealed leaf, borrowed in place (most of the log); `None` for anything else,
+/// which prost decodes.
+fn sealed_in_place(bytes: &[u8]) -> Option<SealedRef<'_>> {
+    if bytes.first() != Some(&SEALED_TAG) {
+        return None;
+    }
+    canonical_event_bytes(bytes).and_then(SealedRef::parse)
+}
+
+/// A sealed leaf read in place with its key (`key` is the store's key for its key id); `None` if its
+/// readable part does not decode, for prost to decide what the leaf is.
+fn decode_sealed_in_place(
+    sealed: &SealedRef<'_>,
+    key: Option<&[u8; 32]>,
+    scratch: &mut UnsealScratch,
+) -> Option<DecodedLeaf> {
+    let (mut ev, digest) = sealed.clear_part().ok()?;
+    let unreadable = unseal_ref_with_key(key, sealed, &mut ev, scratch).err();
+    if unreadable.is_some() {
+        // A failed merge may have left part of the personal fields in `ev`.
+        if let Ok((clear, _)) = sealed.clear_part() {
+            ev = clear;
+        }
+    }
+    Some(sealed_leaf(ev, digest, unreadable))
+}
+
+/// Any leaf, decoded with prost (everything but a canonical sealed leaf with a decodable readable part).
+fn decode_with_prost(keys: &KeyStore, bytes: &[u8]) -> DecodedLeaf {
     let Ok(leaf) = LogLeaf::decode(bytes) else { return DecodedLeaf::Undecodable };
     match leaf.kind {
         Some(Kind::ChangeEvent(ev)) => {
@@ -295,7 +341,7 @@ fn canonical_event_bytes(bytes: &[u8]) -> Option<&[u8]> {
 /// sealed leaf: protobuf decoding, XChaCha20-Poly1305, merging the personal part, the field rules) run on
 /// worker threads, chunks handed out round robin and collected in the same order, while this thread folds;
 /// the fold itself stays sequential and moves the strings it keeps out of the decoded events, and what is
-/// left of a folded chunk is freed on another thread.
+/// left of a folded chunk is freed by the worker that decoded it.
 /// `chunks` yields the leaves in log order from `projection.leaf_count`; `before` is called with each
 /// position before its leaf is folded and with the decoded leaf (the auditor re-renders certificates there
 /// and notes undecodable leaves).
@@ -315,23 +361,32 @@ where
     std::thread::scope(|scope| {
         let mut inputs = Vec::with_capacity(workers);
         let mut outputs = Vec::with_capacity(workers);
+        let mut spent = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (in_tx, in_rx) = std::sync::mpsc::sync_channel::<Result<Vec<L>, E>>(2);
             let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<Result<Vec<DecodedLeaf>, E>>(2);
+            // What the fold left of this worker's chunks comes back to be freed here, where it was allocated:
+            // freeing on the allocating thread refills its own allocator caches (the next chunk reuses the
+            // memory, warm) instead of contending for its arena from another thread. Unbounded, so the fold
+            // never blocks on it; a worker frees before each chunk, so at most a few chunks wait.
+            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<DecodedLeaf>>();
             let keys = keys.clone();
             scope.spawn(move || {
                 let mut scratch = UnsealScratch::default();
                 for chunk in in_rx {
-                    let decoded = chunk.map(|leaves| {
-                        leaves.iter().map(|b| decode_leaf_with(&keys, b.as_ref(), &mut scratch)).collect()
-                    });
+                    spent_rx.try_iter().for_each(drop);
+                    let decoded = chunk.map(|leaves| decode_chunk_with(&keys, &leaves, &mut scratch));
                     if out_tx.send(decoded).is_err() {
-                        return;
+                        break;
                     }
                 }
+                // The fold ends when every output channel is closed; then it closes `spent`.
+                drop(out_tx);
+                spent_rx.into_iter().for_each(drop);
             });
             inputs.push(in_tx);
             outputs.push(out_rx);
+            spent.push(spent_tx);
         }
         // Reading the chunks (sled for a rebuild) happens on its own thread too; an error ends the stream.
         scope.spawn(move || {
@@ -342,10 +397,8 @@ where
                 }
             }
         });
-        // Freeing what the fold left of each chunk (ids, sequence data, the strings it did not keep) is a
-        // tenth of the sequential thread's work otherwise.
-        let (drop_tx, drop_rx) = std::sync::mpsc::sync_channel::<Vec<DecodedLeaf>>(2);
-        scope.spawn(move || drop_rx.into_iter().for_each(drop));
+        // Freeing what the fold left of each chunk (ids, sequence data, the strings it did not keep) would be a
+        // tenth of the sequential thread's work: the chunk goes back to the worker that decoded it.
         for i in 0.. {
             // A closed channel means the stream ended (or stopped at an error, which was delivered first).
             let Ok(chunk) = outputs[i % workers].recv() else { break };
@@ -354,9 +407,10 @@ where
                 before(projection, projection.leaf_count, decoded);
                 projection.apply_decoded_mut(decoded);
             }
-            // The dropping thread only ever receives, so this cannot deadlock; if it is gone, drop here.
-            let _ = drop_tx.send(chunk);
+            // If the worker is gone (it stopped at an error), the chunk is dropped here.
+            let _ = spent[i % workers].send(chunk);
         }
+        drop(spent);
         Ok(())
     })
 }
@@ -407,6 +461,102 @@ mod tests {
         let status = pipelined.state.status("131016").unwrap();
         assert!(status.backlog > 0, "the invalid event holds the rest back");
         assert!(status.reason.contains("cannot be applied"), "{}", status.reason);
+    }
+
+    fn same_decoding(a: &DecodedLeaf, b: &DecodedLeaf) -> bool {
+        match (a, b) {
+            (DecodedLeaf::Plain { ev, digest, checked }, DecodedLeaf::Plain { ev: e, digest: d, checked: c }) => {
+                (ev, digest, checked) == (e, d, c)
+            }
+            (
+                DecodedLeaf::Sealed { ev, digest, unreadable, checked },
+                DecodedLeaf::Sealed { ev: e, digest: d, unreadable: u, checked: c },
+            ) => (ev, digest, unreadable, checked) == (e, d, u, c),
+            (DecodedLeaf::Other(a), DecodedLeaf::Other(b)) => a == b,
+            (DecodedLeaf::Undecodable, DecodedLeaf::Undecodable) => true,
+            _ => false,
+        }
+    }
+
+    /// The rebuild decodes a chunk at a time with the chunk's keys looked up first; it must decode every
+    /// leaf exactly as one leaf at a time does, for good leaves and for every kind of bad one (forgotten
+    /// key, damaged ciphertext, malformed key id or nonce, undecodable readable part, non-canonical or
+    /// truncated leaves, garbage), and in any order.
+    #[test]
+    fn chunk_decoding_equals_leaf_decoding_on_valid_and_hostile_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyStore::open(dir.path()).unwrap();
+        let events = bcl_fixtures::generate(&bcl_fixtures::Spec { households: 6, ..Default::default() }).events;
+        let mut leaves: Vec<Vec<u8>> = prepare_events(&keys, &events).unwrap().into_iter().map(|p| p.leaf).collect();
+        let first_sealed = leaves.iter().position(|l| l[0] == SEALED_TAG).unwrap();
+        let sealed = match LogLeaf::decode(leaves[first_sealed].as_slice()).unwrap().kind {
+            Some(Kind::SealedChangeEvent(s)) => s,
+            _ => unreachable!(),
+        };
+        let resealed = |f: &dyn Fn(&mut bcl_proto::SealedChangeEvent)| {
+            let mut s = sealed.clone();
+            f(&mut s);
+            LogLeaf { kind: Some(Kind::SealedChangeEvent(s)) }.encode_to_vec()
+        };
+        let mut hostile = vec![
+            resealed(&|s| s.sealed[3] ^= 1),
+            resealed(&|s| s.nonce[0] ^= 1),
+            resealed(&|s| *s.event.last_mut().unwrap() ^= 1),
+            resealed(&|s| s.key_id.truncate(15)),
+            resealed(&|s| s.key_id[0] ^= 1),
+            resealed(&|s| s.nonce.truncate(12)),
+            resealed(&|s| s.digest.truncate(31)),
+            resealed(&|s| s.event = vec![0xFF]),
+            resealed(&|s| s.sealed.truncate(4)),
+            leaves[first_sealed][..leaves[first_sealed].len() - 1].to_vec(),
+            vec![],
+            vec![0xFF, 0x01, 0x02],
+            vec![SEALED_TAG, 0x00],
+        ];
+        // Non-canonical: an unknown field after the sealed event (prost skips it) and a varint field inside.
+        let mut trailing = leaves[first_sealed].clone();
+        trailing.extend_from_slice(&[0x78, 0x01]);
+        hostile.push(trailing);
+        let mut inner = resealed(&|_| {});
+        inner.extend_from_slice(&[0x30, 0x01]);
+        inner[1] += 2;
+        hostile.push(inner);
+        leaves.extend(hostile);
+        // A forgotten resident: their key is gone, their leaves fold without personal data.
+        // (The last resident registered: the damaged leaves above are the first one's.)
+        let (code, resident) = events
+            .iter()
+            .rev()
+            .find_map(|e| match &e.body {
+                Some(bcl_proto::change_event::Body::ResidentRegistered(r)) => {
+                    Some((e.municipality_code.clone(), r.resident_id.clone()))
+                }
+                _ => None,
+            })
+            .unwrap();
+        keys.delete_subject(&crate::keystore::subject(&code, &resident)).unwrap();
+        leaves.swap(1, 7);
+
+        let one_by_one: Vec<DecodedLeaf> = leaves.iter().map(|l| decode_leaf(&keys, l)).collect();
+        assert!(one_by_one.iter().any(|d| matches!(d, DecodedLeaf::Sealed { unreadable: None, .. })));
+        for why in [UnsealError::KeyMissing, UnsealError::Authentication] {
+            assert!(one_by_one
+                .iter()
+                .any(|d| matches!(d, DecodedLeaf::Sealed { unreadable: Some(e), .. } if *e == why)));
+        }
+        assert!(one_by_one
+            .iter()
+            .any(|d| matches!(d, DecodedLeaf::Sealed { unreadable: Some(UnsealError::Malformed(_)), .. })));
+        assert!(one_by_one.iter().any(DecodedLeaf::is_undecodable));
+        for size in [1, 5, leaves.len()] {
+            let mut scratch = UnsealScratch::default();
+            let chunked: Vec<DecodedLeaf> =
+                leaves.chunks(size).flat_map(|c| decode_chunk_with(&keys, c, &mut scratch)).collect();
+            assert_eq!(chunked.len(), leaves.len());
+            for (i, (a, b)) in one_by_one.iter().zip(&chunked).enumerate() {
+                assert!(same_decoding(a, b), "leaf {i} decodes differently in chunks of {size}");
+            }
+        }
     }
 
     /// The engine folds what it appends from the plaintext (writer) and everything else from the stored
