@@ -78,9 +78,10 @@ impl State {
 
     /// The rebuild's hot path: [`State::apply_sealed_change`] (or, `readable`, [`State::apply_change_event`])
     /// on an event the caller gives up. The fold moves the strings it keeps out of `ev` instead of copying
-    /// them, so afterwards only `ev`'s id, municipality and sequence number are left as they were. `checked`
-    /// is [`validate_event`] of `ev` if the caller already ran it (a rebuild does, on its decoding threads);
-    /// it must be exactly that, the fold uses it in place of validating again.
+    /// them (the event id too, once recorded), so afterwards only `ev`'s municipality and sequence number are
+    /// left as they were. `checked` is [`validate_event`] of `ev` if the caller already ran it (a rebuild
+    /// does, on its decoding threads); it must be exactly that, the fold uses it in place of validating
+    /// again.
     pub fn apply_owned_change(
         &mut self,
         position: u64,
@@ -178,7 +179,9 @@ impl State {
             let checked = if pos == position { checked.take() } else { None };
             registry.apply_event(pos, e, checked)
         });
-        self.events.insert(ev.event_id.clone(), EventRef { position, digest });
+        // Nothing reads the id after this (an event left waiting in the backlog was copied there), so the
+        // map takes the event's own string instead of a copy: one allocation less per event.
+        self.events.insert(std::mem::take(&mut ev.event_id), EventRef { position, digest });
     }
 
     /// A refused request joins its municipality's transaction log; it changes nothing else.
@@ -268,6 +271,14 @@ fn erase_personal_fields(res: &mut Resident) {
     }
 }
 
+/// A new resident's provenance: most residents have several events, so start with room for four rather
+/// than one and skip the first regrowth.
+fn first_provenance(position: u64) -> Vec<u64> {
+    let mut provenance = Vec::with_capacity(4);
+    provenance.push(position);
+    provenance
+}
+
 fn parse_date(s: &str) -> Date {
     // Only reached after validate_event, which checked every date.
     Date::parse(s).unwrap_or(Date { year: 1, month: 1, day: 1 })
@@ -295,7 +306,12 @@ impl Registry {
     }
 
     fn join_household(&mut self, household_id: &str, resident_id: &str) {
-        self.households.entry(household_id.to_owned()).or_default().members.push(resident_id.to_owned());
+        // Look up before inserting: `entry` would allocate the key for every member, not once per household.
+        let member = resident_id.to_owned();
+        match self.households.get_mut(household_id) {
+            Some(h) => h.members.push(member),
+            None => self.households.entry(household_id.to_owned()).or_default().members.push(member),
+        }
     }
 
     /// Applies one change event, or changes nothing and says why not. Every check comes before the first
@@ -322,9 +338,10 @@ impl Registry {
                 if self.residents.contains_key(&r.resident_id) {
                     return Err(ApplyError::ResidentExists);
                 }
+                self.join_household(&r.household_id, &r.resident_id);
                 let resident = Resident {
                     id: r.resident_id.clone(),
-                    household_id: r.household_id.clone(),
+                    household_id: take(&mut r.household_id),
                     family_name: take(&mut r.family_name),
                     given_name: take(&mut r.given_name),
                     family_name_kana: take(&mut r.family_name_kana),
@@ -346,9 +363,8 @@ impl Registry {
                     seal: None,
                     tax: Default::default(),
                     family_register: None,
-                    provenance: vec![position],
+                    provenance: first_provenance(position),
                 };
-                self.join_household(&r.household_id, &r.resident_id);
                 self.residents.insert(take(&mut r.resident_id), resident);
             }
             Body::ResidentChanged(c) => {
