@@ -115,7 +115,18 @@ impl Engine {
     /// (durably, before the answer) so the municipality's transaction log shows every attempt; malformed
     /// requests and reused request ids are not transactions and are not recorded.
     pub async fn issue(&self, req: IssueRequest) -> Result<IssueResponse, EngineError> {
-        let result = self.issue_or_refuse(&req).await;
+        self.issue_admitted(req, crate::shed::Slot::none()).await
+    }
+
+    /// [`Engine::issue`] for a request admitted by the load shedder: its `slot` is given back once the
+    /// certificate is rendered, before the wait for the durable append (see [`crate::shed::Slot`]).
+    pub async fn issue_admitted(
+        &self,
+        req: IssueRequest,
+        mut slot: crate::shed::Slot,
+    ) -> Result<IssueResponse, EngineError> {
+        let result = self.issue_or_refuse(&req, &mut slot).await;
+        slot.release();
         if let Err(EngineError::Refused(refusal)) = &result {
             let recorded = !matches!(refusal.reason, RefusalReason::InvalidRequest | RefusalReason::RequestIdReused)
                 && self
@@ -147,7 +158,11 @@ impl Engine {
         result
     }
 
-    async fn issue_or_refuse(&self, req: &IssueRequest) -> Result<IssueResponse, EngineError> {
+    async fn issue_or_refuse(
+        &self,
+        req: &IssueRequest,
+        slot: &mut crate::shed::Slot,
+    ) -> Result<IssueResponse, EngineError> {
         let req = req.clone();
         validate(&req)?;
         let digest = request_digest(&req);
@@ -201,6 +216,8 @@ impl Engine {
                 font_sha256: self.renderer.font_digest().to_string(),
                 request_digest: digest.clone(),
             };
+            // Rendered: the CPU part is over, and the wait for the append below must not hold a core's slot.
+            slot.release();
             let committed = match self.follower() {
                 None => {
                     // Re-checked by the writer only if the municipality changed after our snapshot: the
