@@ -21,8 +21,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Limits of the admission controller (`bcl serve --max-in-flight --max-queue --max-queue-wait-ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
-    /// Issuances rendering or waiting for their durable append at once. One per core keeps the CPU busy;
-    /// more only lengthens everyone's service time.
+    /// Issuances checking eligibility and rendering at once (an issuance waiting for its durable append has
+    /// given its slot back). One per core keeps the CPU busy; more only lengthens everyone's service time.
     pub max_in_flight: usize,
     /// Requests waiting for a slot; beyond it a request is shed at once.
     pub max_queue: usize,
@@ -32,8 +32,8 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// One slot per core plus one (while an issuance waits for its append's fsync its core is free for
-    /// another), a queue of four slots' worth, and 50 ms: about what that queue takes to drain at 5-10 ms
+    /// One slot per core plus one (the server's own threads, gRPC and the writer, take turns with the
+    /// renderers, and a renderer descheduled by them would otherwise leave a core to nobody), a queue of four slots' worth, and 50 ms: about what that queue takes to drain at 5-10 ms
     /// per certificate, and 40 times shorter than the kiosks' 2 s deadline, so a vendor told to go
     /// elsewhere still has time to. (With 10 ms, a machine whose other tenants stall the engine for tens
     /// of milliseconds shed requests even at 25 offered/s: see BENCHMARKS.md.)
@@ -141,32 +141,54 @@ impl Admission {
 
     /// Runs `work` once admitted, on a blocking thread: an issuance renders for milliseconds without
     /// yielding, and on the async workers it would hold up reading (and shedding) every other request.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, EngineError>
+    /// `work` gets the [`Slot`] and may give it back early (the issuance does once it has rendered).
+    pub async fn run<T, F, Fut>(&self, work: F) -> Result<T, EngineError>
     where
-        F: Future<Output = Result<T, EngineError>> + Send + 'static,
+        F: FnOnce(Slot) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
         T: Send + 'static,
     {
         let permit = self.admit().await.map_err(|cause| EngineError::Overloaded(cause.as_str()))?;
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let _slot = permit;
-            runtime.block_on(work)
-        })
-        .await
-        .map_err(|_| EngineError::Internal("issuance task failed".into()))?
+        tokio::task::spawn_blocking(move || runtime.block_on(work(Slot(Some(permit)))))
+            .await
+            .map_err(|_| EngineError::Internal("issuance task failed".into()))?
+    }
+}
+
+/// An admitted request's place among the `max_in_flight`: held while the request uses the CPU (eligibility,
+/// rendering) and given back with [`Slot::release`] before it waits for its durable append, so a core is
+/// never left idle behind an fsync while requests queue (the writer batches the waiting appends into one
+/// flush anyway). Dropping it releases it too.
+#[derive(Debug, Default)]
+pub struct Slot(Option<OwnedSemaphorePermit>);
+
+impl Slot {
+    /// No admission control (`--no-shed`, in-process callers): releasing is a no-op.
+    pub fn none() -> Slot {
+        Slot(None)
+    }
+
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.0.is_some()
     }
 }
 
 /// `work` through `admission`, or directly (in the caller's task, as before shedding existed) when the
 /// server runs without one (`bcl serve --no-shed`, for comparison runs).
-pub async fn run<T, F>(admission: Option<&Admission>, work: F) -> Result<T, EngineError>
+pub async fn run<T, F, Fut>(admission: Option<&Admission>, work: F) -> Result<T, EngineError>
 where
-    F: Future<Output = Result<T, EngineError>> + Send + 'static,
+    F: FnOnce(Slot) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
     T: Send + 'static,
 {
     match admission {
         Some(admission) => admission.run(work).await,
-        None => work.await,
+        None => work(Slot::none()).await,
     }
 }
 
@@ -244,7 +266,12 @@ mod tests {
         for rx in release_rx {
             let a = admission.clone();
             running.push(tokio::spawn(async move {
-                a.run(async move { rx.await.map_err(|_| EngineError::Poisoned) }).await
+                // The slot moves into the future (an unused closure argument would be dropped at once).
+                a.run(|slot| async move {
+                    let _held = slot;
+                    rx.await.map_err(|_| EngineError::Poisoned)
+                })
+                .await
             }));
             // Let each one reach the semaphore before the next, so the order is known.
             while admission.stats().admitted + (admission.queued.load(Ordering::Acquire) as u64) < running.len() as u64
@@ -252,7 +279,7 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
-        let shed = admission.run(async { Ok(()) }).await;
+        let shed = admission.run(|_| async { Ok(()) }).await;
         assert!(matches!(shed, Err(EngineError::Overloaded("queue_full"))), "{shed:?}");
         for tx in release_tx {
             tx.send(()).unwrap();
@@ -265,6 +292,32 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_controller_work_runs_in_place() {
-        assert_eq!(run(None, async { Ok::<_, EngineError>(7) }).await.unwrap(), 7);
+        assert_eq!(run(None, |_| async { Ok::<_, EngineError>(7) }).await.unwrap(), 7);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_released_slot_admits_the_next_request_while_the_first_still_runs() {
+        let admission = Arc::new(Admission::new(config(1, 4, 60_000)));
+        let (released_tx, released_rx) = oneshot::channel::<()>();
+        let (finish_tx, finish_rx) = oneshot::channel::<()>();
+        let a = admission.clone();
+        let first = tokio::spawn(async move {
+            a.run(move |mut slot| async move {
+                assert!(slot.is_held());
+                slot.release();
+                released_tx.send(()).unwrap();
+                // Still running (as an issuance waiting for its fsync) with its slot given back.
+                finish_rx.await.map_err(|_| EngineError::Poisoned)
+            })
+            .await
+        });
+        released_rx.await.unwrap();
+        // The only slot is free again: the second request is admitted at once, not queued or shed.
+        let held = admission.run(|slot| async move { Ok(slot.is_held()) }).await.unwrap();
+        assert!(held);
+        assert_eq!(admission.queued.load(Ordering::Acquire), 0);
+        finish_tx.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(admission.stats(), Stats { admitted: 2, shed_queue_full: 0, shed_queue_wait: 0 });
     }
 }

@@ -55,7 +55,8 @@ async fn every_fixture_case_is_issued_or_refused_as_expected() {
     let people = latest_fields(&municipality.events);
     let mut client = server.issuance().await;
     let mut issued = 0;
-    let resident_record_cases = municipality.cases.iter().filter(|c| c.certificate_type == bcl_proto::CertificateType::ResidentRecord);
+    let resident_record_cases =
+        municipality.cases.iter().filter(|c| c.certificate_type == bcl_proto::CertificateType::ResidentRecord);
     for (i, case) in resident_record_cases.enumerate() {
         let req = resident_record(&format!("case-{i}"), &case.card_serial, &case.subject_resident_ids);
         let result = client.issue(req).await;
@@ -72,7 +73,11 @@ async fn every_fixture_case_is_issued_or_refused_as_expected() {
                 let text = squeeze(&String::from_utf8(tool("pdftotext", &["-layout", p, "-"])).unwrap());
                 let (family, given, address) = &people[&case.requester_resident_id];
                 for (what, value) in [("family name", family), ("given name", given), ("address", address)] {
-                    assert!(text.contains(&squeeze(&strip_vs(value))), "{}: {what} missing from the PDF text", case.name);
+                    assert!(
+                        text.contains(&squeeze(&strip_vs(value))),
+                        "{}: {what} missing from the PDF text",
+                        case.name
+                    );
                 }
                 assert!(text.contains("令和8年4月1日"), "{}: date of issue in era form", case.name);
                 assert!(text.contains(&resp.certificate_id), "{}: certificate id printed", case.name);
@@ -89,7 +94,9 @@ async fn every_fixture_case_is_issued_or_refused_as_expected() {
                     }
                 }
             }
-            (expect, result) => panic!("{}: expected {expect:?}, got {:?}", case.name, result.map(|r| r.into_inner().certificate_id)),
+            (expect, result) => {
+                panic!("{}: expected {expect:?}, got {:?}", case.name, result.map(|r| r.into_inner().certificate_id))
+            }
         }
     }
     assert!(issued >= 4, "the fixture has several issuable households");
@@ -100,14 +107,25 @@ use sha2::Digest;
 fn first_issuable(m: &bcl_fixtures::Municipality) -> &bcl_fixtures::Case {
     m.cases
         .iter()
-        .find(|c| c.certificate_type == bcl_proto::CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { .. }))
+        .find(|c| {
+            c.certificate_type == bcl_proto::CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { .. })
+        })
         .expect("an issuable case")
 }
 
 #[tokio::test]
 async fn retried_request_returns_the_same_certificate_once_and_reuse_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), NOW);
+    let start = || Server::start_with(dir.path(), NOW, &["--metrics-listen", "127.0.0.1:0"]);
+    // Where each replay's bytes came from (the engine's `bcl_replays_total{source}`).
+    let replays = |server: &Server, source: &'static str| {
+        let addr = server.metrics_addr.clone().expect("metrics address");
+        async move {
+            let text = scrape(&addr, Some("monitor")).await.expect("scrape");
+            sample(&text, "bcl_replays_total", &[&format!("source=\"{source}\"")])
+        }
+    };
+    let server = start();
     let municipality = fixture(10);
     append_all(&server, &municipality.events).await;
     configure(&server, CODE).await;
@@ -119,16 +137,47 @@ async fn retried_request_returns_the_same_certificate_once_and_reuse_is_refused(
     let (a, b) = tokio::join!(c1.issue(req.clone()), c2.issue(req.clone()));
     for again in [a.unwrap().into_inner(), b.unwrap().into_inner()] {
         assert!(again.replayed);
-        assert_eq!((&again.certificate_id, &again.pdf, again.log_position), (&first.certificate_id, &first.pdf, first.log_position));
+        assert_eq!(
+            (&again.certificate_id, &again.pdf, again.log_position),
+            (&first.certificate_id, &first.pdf, first.log_position)
+        );
     }
-    // After a restart the retry is reproduced from the log: still the same bytes.
+    assert_eq!(replays(&server, "cache").await, 2.0);
+    // After a restart nothing is cached: the data has not changed, so the retry is re-rendered from today's
+    // state, and its digest equals the recorded one: still the same bytes.
     drop(client);
     drop(server);
-    let server = Server::start(dir.path(), NOW);
+    let server = start();
     let mut client = server.issuance().await;
     let again = client.issue(req.clone()).await.unwrap().into_inner();
     assert!(again.replayed);
     assert_eq!(again.pdf, first.pdf);
+    assert_eq!((replays(&server, "current_state").await, replays(&server, "history").await), (1.0, 0.0));
+    // The subject moves; after another restart (nothing cached) the retry must still get the certificate
+    // issued before the move, which today's state can no longer print: it comes from history.
+    let moved = ChangeEvent {
+        municipality_code: CODE.into(),
+        source_seq: municipality.events.iter().map(|e| e.source_seq).max().unwrap() + 1,
+        event_id: "0000beef-0000-4000-8000-00000000beef".into(),
+        effective_date: "2026-03-31".into(),
+        body: Some(Body::ResidentChanged(bcl_proto::ResidentChanged {
+            resident_id: case.subject_resident_ids[0].clone(),
+            address: Some("東京都千代田区一番町９９番".into()),
+            ..Default::default()
+        })),
+    };
+    append_all(&server, &[moved]).await;
+    let fresh = client.issue(resident_record("after-move", &case.card_serial, &case.subject_resident_ids)).await;
+    let fresh = fresh.unwrap().into_inner();
+    assert_ne!(fresh.content_sha256, first.content_sha256, "the move changes what a new certificate shows");
+    drop(client);
+    drop(server);
+    let server = start();
+    let mut client = server.issuance().await;
+    let again = client.issue(req.clone()).await.unwrap().into_inner();
+    assert!(again.replayed);
+    assert_eq!(again.pdf, first.pdf);
+    assert_eq!((replays(&server, "current_state").await, replays(&server, "history").await), (0.0, 1.0));
     // Same id, other parameters.
     let mut other = req.clone();
     other.include_domicile = !other.include_domicile;
@@ -144,14 +193,19 @@ async fn retried_request_returns_the_same_certificate_once_and_reuse_is_refused(
         .into_inner();
     assert_eq!(reproduced.pdf, first.pdf);
     // Charged once: exactly one issuance leaf for the request id in the log.
-    let mut stream = audit.read_log(bcl_proto::ReadLogRequest { from_position: 0, limit: 0, follow: false }).await.unwrap().into_inner();
+    let mut stream = audit
+        .read_log(bcl_proto::ReadLogRequest { from_position: 0, limit: 0, follow: false })
+        .await
+        .unwrap()
+        .into_inner();
     let mut issuances = 0;
     while let Some(entry) = stream.message().await.unwrap() {
         let leaf = <bcl_proto::LogLeaf as prost::Message>::decode(entry.leaf.as_slice()).unwrap();
         if let Some(bcl_proto::log_leaf::Kind::Issuance(r)) = leaf.kind {
-            assert_eq!(r.request.unwrap().request_id, "retry-1");
-            assert_eq!(r.content_sha256, first.content_sha256);
-            issuances += 1;
+            if r.request.unwrap().request_id == "retry-1" {
+                assert_eq!(r.content_sha256, first.content_sha256);
+                issuances += 1;
+            }
         }
     }
     assert_eq!(issuances, 1);
@@ -189,20 +243,36 @@ async fn administrative_refusals() {
 
     // 発行禁止: at once.
     admin
-        .set_issuance_block(SetIssuanceBlockRequest { municipality_code: CODE.into(), resident_id: case.requester_resident_id.clone(), blocked: true })
+        .set_issuance_block(SetIssuanceBlockRequest {
+            municipality_code: CODE.into(),
+            resident_id: case.requester_resident_id.clone(),
+            blocked: true,
+        })
         .await
         .unwrap();
     assert_eq!(reason(&client.issue(req("a4")).await.unwrap_err()), "ISSUANCE_BLOCKED");
     admin
-        .set_issuance_block(SetIssuanceBlockRequest { municipality_code: CODE.into(), resident_id: case.requester_resident_id.clone(), blocked: false })
+        .set_issuance_block(SetIssuanceBlockRequest {
+            municipality_code: CODE.into(),
+            resident_id: case.requester_resident_id.clone(),
+            blocked: false,
+        })
         .await
         .unwrap();
 
     // Maintenance.
-    admin.set_maintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: true, reason: "定期保守".into() }).await.unwrap();
+    admin
+        .set_maintenance(SetMaintenanceRequest {
+            municipality_code: CODE.into(), on: true, reason: "定期保守".into()
+        })
+        .await
+        .unwrap();
     let err = client.issue(req("a5")).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (tonic::Code::Unavailable, "MUNICIPALITY_SUSPENDED"));
-    admin.set_maintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: false, reason: String::new() }).await.unwrap();
+    admin
+        .set_maintenance(SetMaintenanceRequest { municipality_code: CODE.into(), on: false, reason: String::new() })
+        .await
+        .unwrap();
     client.issue(req("a6")).await.expect("issued after maintenance");
 
     // Malformed request.
@@ -237,12 +307,22 @@ async fn administrative_refusals() {
 async fn outside_service_hours_and_year_end_are_refused() {
     let municipality = fixture(5);
     let case = first_issuable(&municipality).clone();
-    for now in ["2026-04-01T06:00:00+09:00", "2026-04-01T23:30:00+09:00", "2026-12-30T10:00:00+09:00", "2027-01-03T12:00:00+09:00"] {
+    for now in [
+        "2026-04-01T06:00:00+09:00",
+        "2026-04-01T23:30:00+09:00",
+        "2026-12-30T10:00:00+09:00",
+        "2027-01-03T12:00:00+09:00",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), now);
         append_all(&server, &municipality.events).await;
         configure(&server, CODE).await;
-        let err = server.issuance().await.issue(resident_record("h", &case.card_serial, &case.subject_resident_ids)).await.unwrap_err();
+        let err = server
+            .issuance()
+            .await
+            .issue(resident_record("h", &case.card_serial, &case.subject_resident_ids))
+            .await
+            .unwrap_err();
         assert_eq!(reason(&err), "OUT_OF_HOURS", "at {now}");
         // A municipality may open over the year end; the service hours still apply.
         server
@@ -255,7 +335,8 @@ async fn outside_service_hours_and_year_end_are_refused() {
             })
             .await
             .unwrap();
-        let again = server.issuance().await.issue(resident_record("h2", &case.card_serial, &case.subject_resident_ids)).await;
+        let again =
+            server.issuance().await.issue(resident_record("h2", &case.card_serial, &case.subject_resident_ids)).await;
         if now.contains("T10:00") || now.contains("T12:00") {
             again.unwrap_or_else(|e| panic!("year-end closure switched off, at {now}: {e:?}"));
         } else {
@@ -279,22 +360,25 @@ async fn undrawable_character_is_refused_not_printed() {
         body: Some(body),
     };
     let events = vec![
-        ev(1, Body::ResidentRegistered(ResidentRegistered {
-            resident_id: "R1".into(),
-            household_id: "H1".into(),
-            family_name: "\u{10FFFD}田".into(), // a private-use character: no font has a glyph for it
-            given_name: "一郎".into(),
-            family_name_kana: "タダ".into(),
-            given_name_kana: "イチロウ".into(),
-            birth_date: "1970-01-01".into(),
-            sex: Sex::Male as i32,
-            address: "東京都千代田区一番町１番".into(),
-            household_head: true,
-            relationship: "世帯主".into(),
-            resident_since: "2020-04-01".into(),
-            address_since: "2020-04-01".into(),
-            ..Default::default()
-        })),
+        ev(
+            1,
+            Body::ResidentRegistered(ResidentRegistered {
+                resident_id: "R1".into(),
+                household_id: "H1".into(),
+                family_name: "\u{10FFFD}田".into(), // a private-use character: no font has a glyph for it
+                given_name: "一郎".into(),
+                family_name_kana: "タダ".into(),
+                given_name_kana: "イチロウ".into(),
+                birth_date: "1970-01-01".into(),
+                sex: Sex::Male as i32,
+                address: "東京都千代田区一番町１番".into(),
+                household_head: true,
+                relationship: "世帯主".into(),
+                resident_since: "2020-04-01".into(),
+                address_since: "2020-04-01".into(),
+                ..Default::default()
+            }),
+        ),
         ev(2, Body::CardIssued(CardIssued { resident_id: "R1".into(), card_serial: "CARD00000001".into() })),
     ];
     append_all(&server, &events).await;

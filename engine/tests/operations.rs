@@ -7,50 +7,8 @@ mod common;
 use bcl_proto::{AppendRequest, GetCheckpointRequest};
 use common::*;
 use std::io::Read;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
-
-/// `GET /metrics` over TLS, presenting `identity` (None: no client certificate).
-async fn scrape(addr: &str, identity: Option<&str>) -> std::io::Result<String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer, ServerName};
-    let dir = certs_dir();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap()).unwrap();
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let config = match identity {
-        Some(name) => {
-            let chain = vec![CertificateDer::from_pem_file(dir.join(format!("{name}.pem"))).unwrap()];
-            let key = PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
-    tls.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await?;
-    let mut response = String::new();
-    tls.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!("not 200: {head}")));
-    }
-    Ok(body.to_string())
-}
-
-/// The sum of the samples of `name` whose labels contain every `label="value"` of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            metric == name && labels.iter().all(|want| rest.contains(want))
-        })
-        .map(|(_, v)| v.parse::<f64>().unwrap())
-        .sum()
-}
 
 #[tokio::test]
 async fn metrics_move_with_issuance_and_need_a_client_certificate() {

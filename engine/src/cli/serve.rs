@@ -47,7 +47,8 @@ pub struct Args {
     /// --insecure-dev); the bound address is printed as `bcl metrics on ADDR`.
     #[arg(long)]
     pub metrics_listen: Option<String>,
-    /// Issue load shedding: issuances running at once (default: cores + 1).
+    /// Issue load shedding: issuances checking eligibility and rendering at once; one waiting for its durable
+    /// append no longer counts (default: cores + 1).
     #[arg(long)]
     pub max_in_flight: Option<usize>,
     /// Issue load shedding: requests waiting for a slot before new ones are shed (default: 4 × in flight).

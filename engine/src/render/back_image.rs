@@ -15,18 +15,32 @@
 /// row), deflated into a zlib stream.
 pub(crate) fn deflate_up_predicted(rows: &[u8], row_bytes: usize) -> Vec<u8> {
     debug_assert!(row_bytes > 0 && rows.len().is_multiple_of(row_bytes));
-    let mut predicted = Vec::with_capacity(rows.len() + rows.len() / row_bytes);
-    let mut above: &[u8] = &[];
-    for row in rows.chunks_exact(row_bytes) {
-        predicted.push(2);
-        if above.is_empty() {
-            predicted.extend_from_slice(row);
-        } else {
-            predicted.extend(row.iter().zip(above).map(|(b, a)| b.wrapping_sub(*a)));
-        }
-        above = row;
+    thread_local! {
+        /// The predicted rows (~680 kB for an A4 back), kept per thread: a fresh buffer of that size is
+        /// fresh pages from the kernel for every certificate.
+        static PREDICTED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    fdeflate::compress_to_vec(&predicted)
+    PREDICTED.with(|cell| {
+        let mut predicted = cell.borrow_mut();
+        predicted.clear();
+        predicted.reserve(rows.len() + rows.len() / row_bytes);
+        let mut above: &[u8] = &[];
+        for row in rows.chunks_exact(row_bytes) {
+            predicted.push(2);
+            if above.is_empty() {
+                predicted.extend_from_slice(row);
+            } else {
+                predicted.extend(row.iter().zip(above).map(|(b, a)| b.wrapping_sub(*a)));
+            }
+            above = row;
+        }
+        let deflated = fdeflate::compress_to_vec(&predicted);
+        // A much larger image than a sheet's back is not worth keeping memory for.
+        if predicted.capacity() > 4 << 20 {
+            *predicted = Vec::new();
+        }
+        deflated
+    })
 }
 
 #[cfg(test)]

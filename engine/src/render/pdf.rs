@@ -6,10 +6,14 @@
 //! built from sorted glyph sets, no clock is read, and the document /ID is a hash of the body.
 //! Auditors re-render a certificate from history and compare bytes.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use miniz_oxide::deflate::compress_to_vec_zlib;
+use miniz_oxide::deflate::core::{
+    compress, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
 use pdf_writer::types::{CidFontType, FontFlags, SystemInfo};
 use pdf_writer::{Content, Date, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 use sha2::{Digest, Sha256};
@@ -134,6 +138,56 @@ pub mod latent_tile {
 /// zlib level for content streams and images: speed over the last few percent of size.
 const DEFLATE_LEVEL: u8 = 1;
 
+thread_local! {
+    /// One miniz compressor per thread, reset between streams: a fresh one allocates and zeroes ~300 kB of
+    /// tables (page faults included) for each of the few small streams of a certificate.
+    static COMPRESSOR: RefCell<Option<Box<CompressorOxide>>> = const { RefCell::new(None) };
+}
+
+/// `miniz_oxide::deflate::compress_to_vec_zlib(input, DEFLATE_LEVEL)`, byte for byte (the same loop, with a
+/// compressor reset to the state `CompressorOxide::new` gives it: `reset` zeroes the dictionary and hash
+/// tables and renews the LZ and Huffman state), without the allocations.
+fn zlib(input: &[u8]) -> Vec<u8> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = slot.get_or_insert_with(|| {
+            Box::new(CompressorOxide::new(create_comp_flags_from_zip_params(DEFLATE_LEVEL.into(), 1, 0)))
+        });
+        compressor.reset();
+        let mut input = input;
+        let mut output = vec![0; (input.len() / 2).max(2)];
+        let mut out_pos = 0;
+        loop {
+            let (status, bytes_in, bytes_out) = compress(compressor, input, &mut output[out_pos..], TDEFLFlush::Finish);
+            out_pos += bytes_out;
+            match status {
+                TDEFLStatus::Done => {
+                    output.truncate(out_pos);
+                    return output;
+                }
+                TDEFLStatus::Okay if bytes_in <= input.len() => {
+                    input = &input[bytes_in..];
+                    if output.len().saturating_sub(out_pos) < 30 {
+                        output.resize(output.len() * 2, 0)
+                    }
+                }
+                // miniz_oxide's own loop panics here too: it cannot happen with a valid compressor.
+                _ => panic!("zlib compression failed"),
+            }
+        }
+    })
+}
+
+thread_local! {
+    /// The deflated content of the pantograph forms this thread wrote last. A form is the same for every
+    /// certificate of a type (the outlines of 「複写」 over a fixed area), and its path is the largest content
+    /// stream of a front: compressing it once per certificate was pure repetition.
+    static PANTOGRAPH_FORMS: RefCell<Vec<(Pantograph, Rc<[u8]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Distinct pantographs kept per thread (one or two per certificate type).
+const PANTOGRAPH_FORMS_KEPT: usize = 16;
+
 /// Writes the document: for each front page, the front followed by its back (if `backs` is
 /// non-empty it must have exactly one entry per front page).
 pub fn write_pdf(
@@ -188,7 +242,10 @@ pub fn write_pdf(
     let pages_id = alloc();
     let info_id = alloc();
 
-    let mut chunk = pdf_writer::Chunk::new();
+    // Room for the whole document up front (the back images and font subsets are most of it), so the
+    // buffer is not regrown and copied a dozen times on the way to ~180 kB.
+    let mut chunk =
+        pdf_writer::Chunk::with_capacity(64 * 1024 + backs.len() * 160 * 1024 + list.pages.len() * 16 * 1024);
     let mut font_names: BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)> = BTreeMap::new();
     let mut font_refs = Vec::new();
     for (role, glyphs) in &used {
@@ -269,7 +326,7 @@ pub fn write_pdf(
     }
     chunk.pages(pages_id).kids(page_ids.iter().copied()).count(page_ids.len() as i32);
 
-    let mut pdf = Pdf::new();
+    let mut pdf = Pdf::with_capacity(chunk.len() + 4096);
     pdf.catalog(catalog_id).pages(pages_id);
     // The /ID must be stable for identical input and differ for any change in it: a hash of
     // every object written above and of the metadata written below.
@@ -391,7 +448,7 @@ fn write_page(
     }
     resources.finish();
     page.finish();
-    let deflated = compress_to_vec_zlib(content, DEFLATE_LEVEL);
+    let deflated = zlib(content);
     chunk.stream(content_id, &deflated).filter(Filter::FlateDecode);
 }
 
@@ -402,7 +459,7 @@ fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage, design: 
     let data = if predicted {
         super::back_image::deflate_up_predicted(&back.packed_indices, row_bytes)
     } else {
-        compress_to_vec_zlib(&back.packed_indices, DEFLATE_LEVEL)
+        zlib(&back.packed_indices)
     };
     let mut image = chunk.image_xobject(id, &data);
     image.filter(Filter::FlateDecode);
@@ -436,7 +493,7 @@ fn write_latent_mask(chunk: &mut pdf_writer::Chunk, id: Ref) {
 /// A front bitmap as an 8-bit DeviceGray image XObject, drawn without interpolation so the impression's
 /// edges print as registered.
 fn write_gray_image(chunk: &mut pdf_writer::Chunk, id: Ref, bitmap: &super::bitmap::Bitmap) {
-    let data = compress_to_vec_zlib(&bitmap.pixels, DEFLATE_LEVEL);
+    let data = zlib(&bitmap.pixels);
     let mut image = chunk.image_xobject(id, &data);
     image.filter(Filter::FlateDecode);
     image.width(bitmap.width as i32).height(bitmap.height as i32);
@@ -467,6 +524,52 @@ fn write_dot_pattern(chunk: &mut pdf_writer::Chunk, id: Ref, dot: f32, step: f32
 /// The background form: fine dots over the area, then, clipped to the latent word's outlines, paper
 /// white and coarse dots.
 fn write_pantograph(chunk: &mut pdf_writer::Chunk, id: Ref, p: &Pantograph, fine: Ref, coarse: Ref) {
+    let cached =
+        PANTOGRAPH_FORMS.with(|forms| forms.borrow().iter().find(|(q, _)| identical(q, p)).map(|(_, c)| c.clone()));
+    let content = cached.unwrap_or_else(|| {
+        let content: Rc<[u8]> = zlib(&pantograph_content(p)).into();
+        PANTOGRAPH_FORMS.with(|forms| {
+            let mut forms = forms.borrow_mut();
+            if forms.len() >= PANTOGRAPH_FORMS_KEPT {
+                forms.clear();
+            }
+            forms.push((p.clone(), content.clone()));
+        });
+        content
+    });
+    let mut form = chunk.form_xobject(id, &content);
+    form.filter(Filter::FlateDecode);
+    form.bbox(Rect::new(0.0, 0.0, A4_WIDTH, A4_HEIGHT));
+    let mut resources = form.resources();
+    let mut patterns = resources.patterns();
+    patterns.pair(Name(b"Pf"), fine);
+    patterns.pair(Name(b"Pc"), coarse);
+    patterns.finish();
+    resources.finish();
+    form.finish();
+}
+
+/// Equal bit for bit: `==` on floats takes -0.0 for 0.0, which the content stream writes differently.
+fn identical(a: &Pantograph, b: &Pantograph) -> bool {
+    let same = |x: &[f32], y: &[f32]| x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
+    let op = |o: &PathOp| -> (u8, [f32; 6]) {
+        match *o {
+            PathOp::Move(x, y) => (0, [x, y, 0.0, 0.0, 0.0, 0.0]),
+            PathOp::Line(x, y) => (1, [x, y, 0.0, 0.0, 0.0, 0.0]),
+            PathOp::Cubic(x1, y1, x2, y2, x, y) => (2, [x1, y1, x2, y2, x, y]),
+            PathOp::Close => (3, [0.0; 6]),
+        }
+    };
+    same(&[a.x, a.y, a.w, a.h], &[b.x, b.y, b.w, b.h])
+        && a.latent.len() == b.latent.len()
+        && a.latent.iter().zip(&b.latent).all(|(p, q)| {
+            let ((kp, vp), (kq, vq)) = (op(p), op(q));
+            kp == kq && same(&vp, &vq)
+        })
+}
+
+/// The form's content stream, before compression.
+fn pantograph_content(p: &Pantograph) -> Vec<u8> {
     let h = A4_HEIGHT;
     let mut c = Content::new();
     let area = |c: &mut Content| {
@@ -507,17 +610,7 @@ fn write_pantograph(chunk: &mut pdf_writer::Chunk, id: Ref, p: &Pantograph, fine
         c.fill_nonzero();
         c.restore_state();
     }
-    let content = compress_to_vec_zlib(&c.finish(), DEFLATE_LEVEL);
-    let mut form = chunk.form_xobject(id, &content);
-    form.filter(Filter::FlateDecode);
-    form.bbox(Rect::new(0.0, 0.0, A4_WIDTH, A4_HEIGHT));
-    let mut resources = form.resources();
-    let mut patterns = resources.patterns();
-    patterns.pair(Name(b"Pf"), fine);
-    patterns.pair(Name(b"Pc"), coarse);
-    patterns.finish();
-    resources.finish();
-    form.finish();
+    c.finish().to_vec()
 }
 
 fn show_run(content: &mut Content, run: &TextRun, fonts: &BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)>) {
@@ -609,4 +702,48 @@ fn back_content(
     }
     show_run(&mut content, caption, fonts);
     content.finish().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-thread compressor, reset between streams, writes what a fresh one writes, whatever it
+    /// compressed before.
+    #[test]
+    fn zlib_with_a_reused_compressor_equals_a_fresh_one() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new(), vec![7], vec![0; 100_000], b"BT /F0 9 Tf ET\n".repeat(3000)];
+        for len in [1usize, 31, 1000, 70_000, 300_000] {
+            inputs.push(
+                (0..len)
+                    .map(|i| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        if i % 3 == 0 {
+                            (seed >> 40) as u8
+                        } else {
+                            (i / 7) as u8
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        for round in 0..2 {
+            for input in &inputs {
+                let fresh = miniz_oxide::deflate::compress_to_vec_zlib(input, DEFLATE_LEVEL);
+                assert_eq!(zlib(input), fresh, "round {round}, {} bytes", input.len());
+            }
+        }
+    }
+
+    #[test]
+    fn pantographs_differing_only_in_the_sign_of_zero_are_not_identical() {
+        let p = Pantograph { x: 0.0, y: 1.0, w: 2.0, h: 3.0, latent: vec![PathOp::Move(0.0, 1.0), PathOp::Close] };
+        assert!(identical(&p, &p.clone()));
+        assert!(!identical(&p, &Pantograph { x: -0.0, ..p.clone() }));
+        assert!(!identical(&p, &Pantograph { latent: vec![PathOp::Move(-0.0, 1.0), PathOp::Close], ..p.clone() }));
+        assert!(!identical(&p, &Pantograph { latent: vec![PathOp::Move(0.0, 1.0)], ..p.clone() }));
+    }
 }

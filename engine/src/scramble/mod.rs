@@ -34,6 +34,8 @@ mod layout;
 mod levels;
 mod palette;
 mod png_io;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 #[cfg(test)]
 mod tests;
 

@@ -103,7 +103,7 @@ impl Issuance for Services {
         let kind = type_name(request.get_ref().r#type);
         let started = std::time::Instant::now();
         let (engine, req) = (self.engine.clone(), request.into_inner());
-        let work = async move { engine.issue(req).await };
+        let work = move |slot| async move { engine.issue_admitted(req, slot).await };
         let result = crate::shed::run(self.admission.as_deref(), work).await.map_err(to_status);
         let outcome = outcome_of(&result);
         if result.is_err() {

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const ISSUE_REQUESTS: &str = "bcl_issue_requests_total";
 pub const ISSUE_DURATION: &str = "bcl_issue_duration_seconds";
 pub const REFUSALS: &str = "bcl_refusals_total";
+pub const REPLAYS: &str = "bcl_replays_total";
 pub const GUARD_REFUSALS: &str = "bcl_guard_refusals_total";
 pub const APPEND_EVENTS: &str = "bcl_append_events_total";
 pub const WRITER_BATCH_LEAVES: &str = "bcl_writer_batch_leaves";
@@ -54,6 +55,11 @@ fn describe() {
     );
     describe_histogram!(ISSUE_DURATION, Unit::Seconds, "Issue latency in the server, by centre, type and outcome");
     describe_counter!(REFUSALS, "Refused Issue calls by ErrorInfo reason");
+    describe_counter!(
+        REPLAYS,
+        "Retries answered with the certificate issued before, by where its bytes came from: cache, \
+         current_state (re-rendered from today's data, digest equal) or history (the log prefix refolded)"
+    );
     describe_counter!(
         GUARD_REFUSALS,
         "Calls refused before their handler: unauthenticated, permission_denied, outside_scope, rate_limited"
