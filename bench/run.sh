@@ -57,7 +57,7 @@ if has load; then
   common=(--spawn --centres 1 --municipalities 2 --households 1000 --warmup 3 --quiet --bcl target/release/bcl)
   rows=()
   # With the default load shedding and without it (--no-shed), alternating, so both see the same machine.
-  for rate in 100 150 200 300 500 1000; do
+  for rate in 100 150 200 300 400 500 700 1000; do
     for mode in shed no-shed; do
       extra=()
       [ "$mode" = no-shed ] && extra=(--serve-arg=--no-shed)

@@ -164,7 +164,9 @@ fn render_list(
             continue;
         }
         let back_started = std::time::Instant::now();
-        backs.push(back_of(&renderer.rasterize(page, BACK_IMAGE_DPI), &key)?);
+        let raster = renderer.rasterize(page, BACK_IMAGE_DPI);
+        backs.push(back_of(&raster, &key)?);
+        raster.recycle();
         metrics::histogram!(crate::server::telemetry::BACK_IMAGE_DURATION).record(back_started.elapsed());
     }
     let meta = PdfMeta {
@@ -180,6 +182,9 @@ fn render_list(
         }),
     };
     let pdf = renderer.write_pdf_as(list, &backs, &meta, design).map_err(render_error)?;
+    for back in backs {
+        scramble::recycle_packed(back.packed_indices);
+    }
     Ok(Rendered { pdf, sheets: list.pages.len() as u32 })
 }
 

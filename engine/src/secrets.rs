@@ -72,7 +72,8 @@ impl std::fmt::Debug for MasterSecret {
     }
 }
 
-/// Writes a file readable by the owner only, durably (write to a temp file, fsync, rename).
+/// Writes a file readable by the owner only, durably (write to a temp file, fsync, rename, fsync the
+/// directory: without the last step a power cut can lose the new name, i.e. the key).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp: PathBuf = path.with_extension("tmp");
@@ -80,5 +81,6 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
-    Ok(())
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
 }

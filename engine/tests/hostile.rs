@@ -155,57 +155,6 @@ fn assert_clear(err: &tonic::Status, code: Code, mentions: &str, what: &str) {
     }
 }
 
-/// Sends pre-encoded request bytes as they are, to any unary method.
-mod raw {
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-    #[derive(Default)]
-    pub struct RawCodec;
-    pub struct RawEncoder;
-    pub struct Discard;
-    impl Encoder for RawEncoder {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-            use bytes::BufMut;
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-    impl Decoder for Discard {
-        type Item = ();
-        type Error = tonic::Status;
-        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
-            use bytes::Buf;
-            buf.advance(buf.remaining());
-            Ok(Some(()))
-        }
-    }
-    impl Codec for RawCodec {
-        type Encode = Vec<u8>;
-        type Decode = ();
-        type Encoder = RawEncoder;
-        type Decoder = Discard;
-        fn encoder(&mut self) -> RawEncoder {
-            RawEncoder
-        }
-        fn decoder(&mut self) -> Discard {
-            Discard
-        }
-    }
-
-    pub async fn call(
-        channel: tonic::transport::Channel,
-        method: &'static str,
-        bytes: Vec<u8>,
-    ) -> Result<(), tonic::Status> {
-        let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
-        grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
-        grpc.unary(tonic::Request::new(bytes), path, RawCodec).await.map(|_| ())
-    }
-}
-
 const APPEND: &str = "/bcl.v1.Ingest/Append";
 const ISSUE: &str = "/bcl.v1.Issuance/Issue";
 

@@ -109,10 +109,8 @@ async fn conflicting_resend_suspends_and_writes_nothing_of_the_request() {
     client.append(AppendRequest { events: vec![registered(CODE, 1, "R1")] }).await.unwrap();
     let mut other_content = registered(CODE, 1, "R1");
     other_content.event_id = uuid(99, 9);
-    let err = client
-        .append(AppendRequest { events: vec![registered(CODE, 2, "R2"), other_content] })
-        .await
-        .unwrap_err();
+    let err =
+        client.append(AppendRequest { events: vec![registered(CODE, 2, "R2"), other_content] }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     assert_eq!(reason(&err), "SOURCE_SEQ_CONFLICT");
     assert!(!err.message().contains("山田"), "no personal data in errors");
@@ -187,7 +185,10 @@ async fn bad_input_is_invalid_argument_and_writes_nothing() {
         assert!(err.message().contains("events[1]"), "{what}: the message points at the event: {}", err.message());
         assert!(!err.message().contains("長長") && !err.message().contains("山田"), "{what}: no personal data");
     }
-    let err = client.get_municipality_status(bcl_proto::MunicipalityRef { municipality_code: CODE.into() }).await.unwrap_err();
+    let err = client
+        .get_municipality_status(bcl_proto::MunicipalityRef { municipality_code: CODE.into() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "nothing was written for the municipality");
 }
 
@@ -226,33 +227,6 @@ fn ingest_cli_reports_malformed_lines_by_number_without_content() {
 #[tokio::test]
 async fn invalid_utf8_over_grpc_is_invalid_argument() {
     use prost::Message;
-    use tonic::codec::{Codec, EncodeBuf, Encoder};
-
-    /// Sends pre-encoded request bytes as they are.
-    #[derive(Default)]
-    struct RawCodec;
-    struct RawEncoder;
-    impl Encoder for RawEncoder {
-        type Item = Vec<u8>;
-        type Error = tonic::Status;
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-            use bytes::BufMut;
-            dst.put_slice(&item);
-            Ok(())
-        }
-    }
-    impl Codec for RawCodec {
-        type Encode = Vec<u8>;
-        type Decode = bcl_proto::AppendResponse;
-        type Encoder = RawEncoder;
-        type Decoder = tonic_prost::ProstDecoder<bcl_proto::AppendResponse>;
-        fn encoder(&mut self) -> RawEncoder {
-            RawEncoder
-        }
-        fn decoder(&mut self) -> Self::Decoder {
-            tonic_prost::ProstDecoder::default()
-        }
-    }
 
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), NOW);
@@ -265,14 +239,16 @@ async fn invalid_utf8_over_grpc_is_invalid_argument() {
     bytes[at] = 0xff;
     bytes[at + 1] = 0xfe;
 
-    let mut grpc = tonic::client::Grpc::new(server.channel().await);
-    grpc.ready().await.unwrap();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/bcl.v1.Ingest/Append");
-    let err = grpc.unary(tonic::Request::new(bytes), path, RawCodec).await.unwrap_err();
+    let err = raw::call(server.channel().await, "/bcl.v1.Ingest/Append", bytes).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("UTF-8"), "{}", err.message());
     // Nothing was written and the server still serves.
-    let err = server.ingest().await.get_municipality_status(bcl_proto::MunicipalityRef { municipality_code: CODE.into() }).await.unwrap_err();
+    let err = server
+        .ingest()
+        .await
+        .get_municipality_status(bcl_proto::MunicipalityRef { municipality_code: CODE.into() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
 }
 

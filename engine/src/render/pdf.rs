@@ -288,6 +288,7 @@ pub fn write_pdf(
     };
 
     let mut page_ids = Vec::new();
+    let mut encoded: Vec<Rc<Vec<u8>>> = Vec::with_capacity(backs.len());
     for (i, page) in list.pages.iter().enumerate() {
         let page_id = alloc();
         let content_id = alloc();
@@ -316,7 +317,13 @@ pub fn write_pdf(
             let content_id = alloc();
             let image_id = alloc();
             page_ids.push(page_id);
-            write_image(&mut chunk, image_id, back, design);
+            // A second copy of a certificate repeats its sheets: encode each distinct back once.
+            let data = match backs[..i].iter().position(|earlier| earlier == back) {
+                Some(j) => encoded[j].clone(),
+                None => Rc::new(encode_back(back, design)),
+            };
+            encoded.push(data.clone());
+            write_image(&mut chunk, image_id, back, &data, design);
             let caption = back_caption.as_ref().expect("caption exists when backs do");
             let content = back_content(back, caption, &font_names, latent.is_some());
             let mut images = vec![(b"Im0".to_vec(), image_id)];
@@ -452,16 +459,20 @@ fn write_page(
     chunk.stream(content_id, &deflated).filter(Filter::FlateDecode);
 }
 
-fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage, design: BackDesign) {
-    let lookup: Vec<u8> = back.palette.iter().flatten().copied().collect();
-    let predicted = design == BackDesign::LatentImageFastDeflate;
+/// The image stream of a back: its indices deflated as `design` stores them.
+fn encode_back(back: &BackPage, design: BackDesign) -> Vec<u8> {
     let row_bytes = (back.width as usize * back.bits_per_index as usize).div_ceil(8);
-    let data = if predicted {
+    if design == BackDesign::LatentImageFastDeflate {
         super::back_image::deflate_up_predicted(&back.packed_indices, row_bytes)
     } else {
         zlib(&back.packed_indices)
-    };
-    let mut image = chunk.image_xobject(id, &data);
+    }
+}
+
+fn write_image(chunk: &mut pdf_writer::Chunk, id: Ref, back: &BackPage, data: &[u8], design: BackDesign) {
+    let lookup: Vec<u8> = back.palette.iter().flatten().copied().collect();
+    let predicted = design == BackDesign::LatentImageFastDeflate;
+    let mut image = chunk.image_xobject(id, data);
     image.filter(Filter::FlateDecode);
     if predicted {
         image

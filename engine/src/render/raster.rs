@@ -32,9 +32,27 @@ pub struct GrayRaster {
     pub pixels: Vec<u8>,
 }
 
+thread_local! {
+    /// The pixels of a raster given back by [`GrayRaster::recycle`]: a back's raster is ~1 MB, drawn and
+    /// dropped for every sheet, and a fresh buffer of that size is fresh pages from the kernel each time.
+    static SPARE_PIXELS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl GrayRaster {
     pub fn white(width: u32, height: u32) -> GrayRaster {
-        GrayRaster { width, height, pixels: vec![255; width as usize * height as usize] }
+        let len = width as usize * height as usize;
+        let mut pixels = SPARE_PIXELS.with(|spare| std::mem::take(&mut *spare.borrow_mut()));
+        pixels.clear();
+        pixels.resize(len, 255);
+        GrayRaster { width, height, pixels }
+    }
+
+    /// Gives the pixel buffer back for the next [`GrayRaster::white`] on this thread (rasters larger than a
+    /// sheet at 150 dpi are simply dropped).
+    pub fn recycle(self) {
+        if self.pixels.capacity() <= 4 << 20 {
+            SPARE_PIXELS.with(|spare| *spare.borrow_mut() = self.pixels);
+        }
     }
 
     pub fn get(&self, x: u32, y: u32) -> u8 {

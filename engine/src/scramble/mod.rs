@@ -144,7 +144,9 @@ pub fn scramble(width: u32, height: u32, gray: &[u8], key: &ScrambleKey) -> Resu
     }
 
     let row_stride = packed_row_bytes(layout.width, BITS_PER_INDEX);
-    let mut packed = vec![(WHITE << 4) | WHITE; row_stride * layout.height as usize];
+    let mut packed = SPARE_PACKED.with(|spare| spare.borrow_mut().pop()).unwrap_or_default();
+    packed.clear();
+    packed.resize(row_stride * layout.height as usize, (WHITE << 4) | WHITE);
     layout.for_each_dark_mark_pixel(|x, y| set_nibble(&mut packed, row_stride, x, y, BLACK));
     let front = FrontView { width: width as usize, height: height as usize, gray };
     let mut target = PackedTarget {
@@ -162,6 +164,24 @@ pub fn scramble(width: u32, height: u32, gray: &[u8], key: &ScrambleKey) -> Resu
         bits_per_index: BITS_PER_INDEX,
         packed_indices: packed,
     })
+}
+
+thread_local! {
+    /// Index buffers given back by [`recycle_packed`]: a back is ~700 kB, built for every sheet.
+    static SPARE_PACKED: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Gives a back's `packed_indices` back for the next [`scramble`] on this thread, once the back is written.
+pub fn recycle_packed(packed: Vec<u8>) {
+    // A few sheets' worth per thread; larger buffers than an A4 back at 100 dpi are not kept.
+    if packed.capacity() <= 4 << 20 {
+        SPARE_PACKED.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < 4 {
+                spare.push(packed);
+            }
+        });
+    }
 }
 
 /// Restores the quantised front from an undamaged back.

@@ -106,7 +106,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
     options: ServeOptions,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let admission = options.shedding.clone().map(|c| Arc::new(crate::shed::Admission::new(c)));
+    let admission = options.shedding.map(|c| Arc::new(crate::shed::Admission::new(c)));
     let services = Services { engine, admission };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<Services>>().await;

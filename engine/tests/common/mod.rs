@@ -304,3 +304,55 @@ pub fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
         .map(|(_, v)| v.parse::<f64>().unwrap())
         .sum()
 }
+
+/// Sends pre-encoded request bytes as they are, to any unary method: what a hostile or broken client can
+/// put on the wire that the generated clients never would (invalid UTF-8, unknown fields, oversize).
+pub mod raw {
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    #[derive(Default)]
+    pub struct RawCodec;
+    pub struct RawEncoder;
+    pub struct Discard;
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            use bytes::BufMut;
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+    impl Decoder for Discard {
+        type Item = ();
+        type Error = tonic::Status;
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+            use bytes::Buf;
+            buf.advance(buf.remaining());
+            Ok(Some(()))
+        }
+    }
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = ();
+        type Encoder = RawEncoder;
+        type Decoder = Discard;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> Discard {
+            Discard
+        }
+    }
+
+    pub async fn call(
+        channel: tonic::transport::Channel,
+        method: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<(), tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
+        grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+        grpc.unary(tonic::Request::new(bytes), path, RawCodec).await.map(|_| ())
+    }
+}
