@@ -334,7 +334,9 @@ pub(crate) fn check_household_request(
     if std::iter::once(requester).chain(subjects.iter().copied()).any(|r| moved_in_on(r, today)) {
         return refuse(RefusalReason::MovedInToday, "no kiosk issuance on the day of moving in");
     }
-    if subjects.iter().copied().chain(printed_head).any(|r| r.gaiji_pending) {
+    // The requester too, printed or not, as for every other certificate type (`person.rs`): the brief bars
+    // kiosk issuance for a record awaiting a non-standard character, and the kiosk reads the requester's.
+    if std::iter::once(requester).chain(subjects.iter().copied()).chain(printed_head).any(|r| r.gaiji_pending) {
         return refuse(RefusalReason::GaijiPending, "a record awaits registration of a non-standard character");
     }
     if std::iter::once(requester).chain(subjects.iter().copied()).any(|r| m.is_blocked(&r.id)) {
@@ -618,6 +620,10 @@ mod tests {
         let state = state_with(vec![gaiji], vec![]);
         assert_eq!(reason(&state, &request("K-H", &[]), NOON), RefusalReason::GaijiPending);
         assert!(check_resident_record(&state, &request("K-H", &["H", "S"]), now(NOON)).is_ok());
+        // The requester's own pending character bars the kiosk even when only another member is printed.
+        let gaiji = Body::ResidentChanged(ResidentChanged { resident_id: "S".into(), gaiji_pending: Some(true), ..Default::default() });
+        let state = state_with(vec![gaiji], vec![]);
+        assert_eq!(reason(&state, &request("K-S", &["H"]), NOON), RefusalReason::GaijiPending);
 
         let block = |on: bool| admin(Action::SetIssuanceBlock(SetIssuanceBlockRequest { municipality_code: CODE.into(), resident_id: "S".into(), blocked: on }));
         let state = state_with(vec![], vec![block(true)]);
