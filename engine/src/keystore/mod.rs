@@ -104,8 +104,13 @@ impl KeyStore {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let path = dir.join("keys.bin");
-        let mut file = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(&path)?;
+        let created = !path.exists();
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        if created {
+            // The file's name must survive a power cut as much as the keys synced into it.
+            File::open(dir)?.sync_all()?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         // A torn last slot can only be a key whose leaves were never handed to the writer (keys are synced
