@@ -105,7 +105,8 @@ impl KeyStore {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let path = dir.join("keys.bin");
         let created = !path.exists();
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         if created {
             // The file's name must survive a power cut as much as the keys synced into it.
