@@ -1,12 +1,6 @@
 //! `bcl`: the issuance engine's command line.
 
 use bcl_engine::cli;
-
-/// mimalloc instead of glibc's malloc: rendering, the projection rebuild and gRPC allocate and free many
-/// short-lived buffers from several threads at once, where glibc's arenas cost a quarter of the rebuild's
-/// CPU (BENCHMARKS.md, "Audit"). A process-wide choice, so it lives in the binary, not the library.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
