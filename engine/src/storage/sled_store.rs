@@ -18,8 +18,10 @@
 //! `blobs/` that it never syncs at all (sled issues #1351 and #1452, open). An issuance acknowledged and
 //! printed must not vanish with a power cut, so after every flush this store syncs sled's log file
 //! (`fdatasync`) and any blob file created since the last sync (and the `blobs` directory, for their
-//! names) itself: see [`SledStore::sync`]. On this cloud's virtual disks that costs a device flush per
-//! batch (~4 ms), which the writer's group commit shares among every request of the batch.
+//! names) itself: see [`SledStore::sync`]. That costs a device flush per batch (on this cloud's virtual
+//! disks mostly under 0.5 ms, mean 0.63 ms at 300 Issues/s, sometimes 4 ms), which the writer's group
+//! commit shares among every request of the batch. Syncing a file with nothing dirty is cheap (225 clean
+//! blob files in 17 ms), so the sync at open costs little even for a long log.
 
 use super::{LogStore, StorageError};
 use crate::audit::merkle::{Hash, NodeId};
