@@ -62,21 +62,16 @@ unsafe fn transpose(r: &mut [__m128i; 16]) {
     // Four rounds of interleaving: after round k, each register holds 2^k-element groups from 2^k rows.
     let mut a = *r;
     let mut b = [_mm_setzero_si128(); 16];
-    for i in 0..8 {
-        b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
-        b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
-    }
-    for i in 0..8 {
-        a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
-        a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
-    }
-    for i in 0..8 {
-        b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
-        b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
-    }
-    for i in 0..8 {
-        a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
-        a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
+    // Rounds alternate between the two arrays: a -> b, b -> a, twice.
+    for _ in 0..2 {
+        for i in 0..8 {
+            b[2 * i] = _mm_unpacklo_epi8(a[i], a[i + 8]);
+            b[2 * i + 1] = _mm_unpackhi_epi8(a[i], a[i + 8]);
+        }
+        for i in 0..8 {
+            a[2 * i] = _mm_unpacklo_epi8(b[i], b[i + 8]);
+            a[2 * i + 1] = _mm_unpackhi_epi8(b[i], b[i + 8]);
+        }
     }
     *r = a;
 }
