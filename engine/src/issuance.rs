@@ -338,6 +338,8 @@ impl Engine {
     /// because the bytes are only returned if their SHA-256 equals the one recorded at issuance, i.e. they
     /// *are* the issued certificate; when the data shown changed since (a move, a revoked seal, an erased
     /// resident...) the digest differs or the state refuses, and `None` sends the caller to history.
+    /// (It is [`reproduce_from_state`] except that the projection's read lock is dropped before rendering,
+    /// so the writer is not held up for the milliseconds a render takes.)
     fn reproduce_from_current_state(&self, record: &IssuanceRecord) -> Option<Vec<u8>> {
         check_fonts(&self.renderer, record).ok()?;
         let (prepared, now) = {
