@@ -200,9 +200,10 @@ impl Engine {
                 },
             };
             let render_started = std::time::Instant::now();
-            let Rendered { pdf, sheets } = render(&self.renderer, &self.secret, &prepared.record, now)?;
+            let Rendered { pdf, sheets, sha256 } = render(&self.renderer, &self.secret, &prepared.record, now)?;
             metrics::histogram!(crate::server::telemetry::RENDER_DURATION).record(render_started.elapsed());
-            let content_sha256 = hex::encode(Sha256::digest(&pdf));
+            // Hashed by the renderer in the pass that also gives the PDF its /ID.
+            let content_sha256 = hex::encode(sha256);
             let record = IssuanceRecord {
                 certificate_id: certificate_id.clone(),
                 request: Some(req.clone()),

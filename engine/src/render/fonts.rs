@@ -9,6 +9,7 @@
 //! A character the font cannot draw is an error, never a tofu box: printing the wrong shape of a
 //! name is a wrong issuance (誤交付).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -79,9 +80,21 @@ pub struct Glyph {
     pub base: char,
 }
 
+/// Which bytes a font subset is cut from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubsetSource {
+    /// The font file as it is (generations 1–3: their subsets carry the glyph names).
+    File,
+    /// The file's twin without glyph names (generation 4 on, `super::nameless_font`).
+    Nameless,
+}
+
 /// A parsed font file kept in memory for the life of the renderer.
 pub struct LoadedFont {
-    data: Arc<[u8]>,
+    /// The font file at `file`; where the file has glyph names, the whole buffer is its twin without them
+    /// (`super::nameless_font`), sharing the file's bytes.
+    buffer: Arc<[u8]>,
+    file: Range<usize>,
     mapping: MappingIndex,
     units_per_em: u16,
     /// Advance widths of every glyph in font units, read once from hmtx so measuring is an index.
@@ -95,9 +108,14 @@ pub struct LoadedFont {
 }
 
 impl LoadedFont {
-    fn parse(role: FontRole, data: Arc<[u8]>) -> Result<LoadedFont, RenderError> {
+    fn parse(role: FontRole, file: Vec<u8>) -> Result<LoadedFont, RenderError> {
         let invalid = |reason: String| RenderError::FontInvalid { role: role.label(), reason };
-        let font = FontRef::new(&data).map_err(|e| invalid(e.to_string()))?;
+        let (buffer, file) = match super::nameless_font::without_glyph_names(&file) {
+            Some((twin, range)) => (Arc::<[u8]>::from(twin), range),
+            None => (Arc::<[u8]>::from(file.as_slice()), 0..file.len()),
+        };
+        let data = &buffer[file.clone()];
+        let font = FontRef::new(data).map_err(|e| invalid(e.to_string()))?;
         if font.glyf().is_err() {
             // The PDF writer embeds CIDFontType2 (TrueType outlines) only.
             return Err(invalid("no glyf table (only TrueType outlines are supported)".into()));
@@ -117,10 +135,12 @@ impl LoadedFont {
             .map(|s| s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect())
             .filter(|s: &String| !s.is_empty())
             .unwrap_or_else(|| format!("BclFont-{}", role.label()));
-        let bbox = metrics
-            .bounds
-            .map(|b| [b.x_min, b.y_min, b.x_max, b.y_max])
-            .unwrap_or([0.0, metrics.descent, metrics.units_per_em as f32, metrics.ascent]);
+        let bbox = metrics.bounds.map(|b| [b.x_min, b.y_min, b.x_max, b.y_max]).unwrap_or([
+            0.0,
+            metrics.descent,
+            metrics.units_per_em as f32,
+            metrics.ascent,
+        ]);
         Ok(LoadedFont {
             units_per_em: metrics.units_per_em,
             advances,
@@ -130,19 +150,29 @@ impl LoadedFont {
             cap_height: metrics.cap_height.unwrap_or(metrics.ascent),
             bbox,
             mapping,
-            data,
+            buffer,
+            file,
         })
     }
 
     /// The whole font file.
     pub fn data(&self) -> &[u8] {
-        &self.data
+        &self.buffer[self.file.clone()]
+    }
+
+    /// The bytes subsets are cut from: the file, or its twin without glyph names (the file itself when it
+    /// has none).
+    pub fn subset_source(&self, source: SubsetSource) -> &[u8] {
+        match source {
+            SubsetSource::File => self.data(),
+            SubsetSource::Nameless => &self.buffer,
+        }
     }
 
     /// A skrifa view of the font. Parsing the table directory is a few hundred nanoseconds, so
     /// views are made on demand rather than stored (which would make the struct self-referential).
     pub fn font_ref(&self) -> FontRef<'_> {
-        FontRef::new(&self.data).expect("validated at load")
+        FontRef::new(self.data()).expect("validated at load")
     }
 
     pub fn units_per_em(&self) -> u16 {
@@ -168,10 +198,8 @@ fn is_variation_selector(c: char) -> bool {
 impl FontSet {
     /// Reads and parses both font files. Called once at startup: the mincho file is 46 MB.
     pub fn load(paths: &FontPaths) -> Result<FontSet, RenderError> {
-        let read = |role: FontRole, path: &Path| -> Result<Arc<[u8]>, RenderError> {
-            std::fs::read(path)
-                .map(Arc::from)
-                .map_err(|source| RenderError::FontIo { role: role.label(), source })
+        let read = |role: FontRole, path: &Path| -> Result<Vec<u8>, RenderError> {
+            std::fs::read(path).map_err(|source| RenderError::FontIo { role: role.label(), source })
         };
         let mincho = read(FontRole::Mincho, &paths.mincho)?;
         let gothic = read(FontRole::Gothic, &paths.gothic)?;
@@ -180,10 +208,7 @@ impl FontSet {
         hasher.update(&gothic);
         let digest = hex::encode(hasher.finalize());
         Ok(FontSet {
-            fonts: [
-                LoadedFont::parse(FontRole::Mincho, mincho)?,
-                LoadedFont::parse(FontRole::Gothic, gothic)?,
-            ],
+            fonts: [LoadedFont::parse(FontRole::Mincho, mincho)?, LoadedFont::parse(FontRole::Gothic, gothic)?],
             digest,
         })
     }

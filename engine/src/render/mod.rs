@@ -8,10 +8,12 @@
 //! share one per process.
 
 mod back_image;
+mod back_runs;
 pub mod bitmap;
 pub mod display_list;
 pub mod fonts;
 pub mod layout;
+mod nameless_font;
 pub mod pantograph;
 pub mod pdf;
 pub mod raster;
@@ -23,8 +25,8 @@ mod tests;
 use bcl_projections::record::{CertificateDocument, ResidentRecordCertificate};
 
 pub use display_list::{DisplayList, Item, Page, TextRun};
-pub use fonts::{FontPaths, FontRole, FontSet, Glyph};
-pub use pdf::{BackDesign, BackPage, PdfMeta, PdfTimestamp};
+pub use fonts::{FontPaths, FontRole, FontSet, Glyph, SubsetSource};
+pub use pdf::{BackPage, Generation, PdfMeta, PdfTimestamp, WrittenPdf};
 pub use raster::{GrayRaster, BACK_IMAGE_DPI};
 
 /// Why a certificate could not be rendered. Messages name the field and the rule, never the
@@ -111,20 +113,20 @@ impl Renderer {
         raster::rasterize(&self.fonts, &self.glyphs, page, dpi)
     }
 
-    /// Writes the PDF: each front page followed by its back page (`backs` empty: fronts only), backs
-    /// in the current design.
+    /// Writes the PDF: each front page followed by its back page (`backs` empty: fronts only), as the
+    /// current generation writes it.
     pub fn write_pdf(&self, list: &DisplayList, backs: &[BackPage], meta: &PdfMeta) -> Result<Vec<u8>, RenderError> {
-        self.write_pdf_as(list, backs, meta, BackDesign::CURRENT)
+        Ok(self.write_pdf_as(list, backs, meta, Generation::CURRENT)?.pdf)
     }
 
-    /// [`Self::write_pdf`] with the back design of a given renderer generation (reproduction).
+    /// [`Self::write_pdf`] as a given renderer generation wrote it (reproduction), with the file's SHA-256.
     pub fn write_pdf_as(
         &self,
         list: &DisplayList,
         backs: &[BackPage],
         meta: &PdfMeta,
-        design: BackDesign,
-    ) -> Result<Vec<u8>, RenderError> {
-        pdf::write_pdf(&self.fonts, &self.subsets, list, backs, meta, design)
+        generation: Generation,
+    ) -> Result<WrittenPdf, RenderError> {
+        pdf::write_pdf(&self.fonts, &self.subsets, list, backs, meta, generation)
     }
 }

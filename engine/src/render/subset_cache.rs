@@ -1,7 +1,7 @@
 //! Font subsets ready to embed, cached by glyph set.
 //!
 //! Subsetting a font is the most expensive step of writing a certificate PDF. A
-//! subset is a pure function of (font, sorted glyph set), so it can be shared by every document
+//! subset is a pure function of (font, source bytes, sorted glyph set), so it can be shared by every document
 //! that uses exactly that set: a reproduction by an auditor, a retried request, a second copy,
 //! the same household asking again, and above all the fixed glyphs of the form itself when a
 //! font is used only by the form (the heading font). The cache never changes the output, only
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use subsetter::GlyphRemapper;
 
-use super::fonts::{FontRole, FontSet};
+use super::fonts::{FontRole, FontSet, SubsetSource};
 use super::RenderError;
 
 /// A subset of one font, for a /FontFile2 stream.
@@ -39,7 +39,8 @@ impl EmbeddedSubset {
 /// Bounded, thread-safe cache of subsets. When full it is emptied and refilled: the working set
 /// (form glyphs, frequent households) comes back at once, and no eviction order has to be kept.
 pub struct SubsetCache {
-    entries: Mutex<HashMap<(FontRole, Vec<u16>), Arc<EmbeddedSubset>>>,
+    /// Keyed by the source too: a generation-3 subset (with glyph names) and a generation-4 one differ.
+    entries: Mutex<HashMap<(FontRole, SubsetSource, Vec<u16>), Arc<EmbeddedSubset>>>,
     capacity: usize,
 }
 
@@ -48,20 +49,21 @@ impl SubsetCache {
         SubsetCache { entries: Mutex::new(HashMap::new()), capacity }
     }
 
-    /// Returns the subset of `role`'s font holding exactly the glyphs in `glyphs` (keys).
+    /// Returns the subset of `role`'s font, cut from `source`, holding exactly the glyphs in `glyphs` (keys).
     pub fn get_or_build(
         &self,
         fonts: &FontSet,
         role: FontRole,
+        source: SubsetSource,
         glyphs: &BTreeMap<u16, char>,
     ) -> Result<Arc<EmbeddedSubset>, RenderError> {
         let key: Vec<u16> = glyphs.keys().copied().collect();
-        let lookup = (role, key);
+        let lookup = (role, source, key);
         if let Some(hit) = self.entries.lock().expect("subset cache poisoned").get(&lookup) {
             return Ok(hit.clone());
         }
         // Built outside the lock so two threads never wait on each other's subsetting.
-        let built = Arc::new(build(fonts, role, &lookup.1)?);
+        let built = Arc::new(build(fonts, role, source, &lookup.2)?);
         let mut entries = self.entries.lock().expect("subset cache poisoned");
         if entries.len() >= self.capacity {
             entries.clear();
@@ -70,9 +72,9 @@ impl SubsetCache {
     }
 }
 
-fn build(fonts: &FontSet, role: FontRole, sorted: &[u16]) -> Result<EmbeddedSubset, RenderError> {
+fn build(fonts: &FontSet, role: FontRole, source: SubsetSource, sorted: &[u16]) -> Result<EmbeddedSubset, RenderError> {
     let remapper = GlyphRemapper::new_from_glyphs_sorted(sorted);
-    let data = subsetter::subset(fonts.font(role).data(), 0, &remapper)
+    let data = subsetter::subset(fonts.font(role).subset_source(source), 0, &remapper)
         .map_err(|e| RenderError::Subset { reason: e.to_string() })?;
     let original_gids: Vec<u16> = remapper.remapped_gids().collect();
     let new_gids = original_gids.iter().enumerate().map(|(new, old)| (*old, new as u16)).collect();
@@ -82,10 +84,5 @@ fn build(fonts: &FontSet, role: FontRole, sorted: &[u16]) -> Result<EmbeddedSubs
         hasher.update(g.to_be_bytes());
     }
     let tag = hasher.finalize()[..6].iter().map(|b| (b'A' + b % 26) as char).collect();
-    Ok(EmbeddedSubset {
-        tag,
-        original_gids,
-        data,
-        new_gids,
-    })
+    Ok(EmbeddedSubset { tag, original_gids, data, new_gids })
 }
