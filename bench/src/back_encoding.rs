@@ -1,7 +1,8 @@
-//! Probe: how fast each deflate candidate encodes a real certificate back (4-bit indexed, 992x1376).
+//! Probe: how fast each deflate candidate encodes a real certificate back (4-bit indexed, 992x1376), and
+//! what a fresh font subset of its page costs, cut from the font file and from its twin without glyph names.
 
 use bcl_engine::certificate::scramble_key;
-use bcl_engine::render::{Renderer, BACK_IMAGE_DPI};
+use bcl_engine::render::{FontRole, Item, Renderer, SubsetSource, BACK_IMAGE_DPI};
 use bcl_engine::secrets::MasterSecret;
 use std::time::Instant;
 
@@ -55,6 +56,25 @@ pub fn run(args: &[String]) {
     time("fdeflate", runs, || fdeflate::compress_to_vec(data).len());
     time("fdeflate up", runs, || fdeflate::compress_to_vec(&up_filter(data, stride)).len());
     time("up filter only", runs, || up_filter(data, stride).len());
+    time("block runs (generation 4)", runs, || bcl_engine::render::back_runs::deflate_rows(data, stride).len());
+    let mut glyphs: Vec<u16> = list.pages[0]
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Text(run) if run.font == FontRole::Mincho => Some(run.glyphs.iter().map(|g| g.id)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    glyphs.sort();
+    glyphs.dedup();
+    let remapper = subsetter::GlyphRemapper::new_from_glyphs_sorted(&glyphs);
+    let mincho = renderer.fonts().font(FontRole::Mincho);
+    for (name, source) in [("file", SubsetSource::File), ("nameless twin", SubsetSource::Nameless)] {
+        time(&format!("mincho subset, {} glyphs, {name}", glyphs.len()), runs, || {
+            subsetter::subset(mincho.subset_source(source), 0, &remapper).unwrap().len()
+        });
+    }
     for (name, level, strategy) in [
         ("zlib-rs L1", 1, zlib_rs::Strategy::Default),
         ("zlib-rs L2", 2, zlib_rs::Strategy::Default),

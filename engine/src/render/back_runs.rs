@@ -156,7 +156,7 @@ fn put_run(bits: &mut Bits, mut length: usize, distance: (u32, u8)) {
 }
 
 /// `rows` (each `row_bytes` long, stored as they are) as a zlib stream of one fixed-code deflate block.
-pub(crate) fn deflate_rows(rows: &[u8], row_bytes: usize) -> Vec<u8> {
+pub fn deflate_rows(rows: &[u8], row_bytes: usize) -> Vec<u8> {
     debug_assert!(row_bytes > 0 && rows.len().is_multiple_of(row_bytes));
     let mut bits = Bits { out: Vec::with_capacity(rows.len() / 8 + 64), buffer: 0, count: 0 };
     // zlib header: deflate with a 32 KiB window, no preset dictionary, "fastest" (CMF·256 + FLG ≡ 0 mod 31).

@@ -8,7 +8,7 @@
 //! share one per process.
 
 mod back_image;
-mod back_runs;
+pub mod back_runs;
 pub mod bitmap;
 pub mod display_list;
 pub mod fonts;
