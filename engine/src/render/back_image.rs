@@ -1,4 +1,5 @@
-//! The encoding of the scrambled back image from generation 3 on (`BackDesign::LatentImageFastDeflate`).
+//! The encoding of the scrambled back image of generation 3 (`Generation::LatentImageFastDeflate`; generation 4
+//! writes its own stream, `back_runs`).
 //!
 //! A back is an indexed image of 16×16 blocks: most rows of a block repeat the row above (blank paper
 //! scrambles to blocks of one colour), so after the PNG "Up" predictor (each byte minus the byte above)
