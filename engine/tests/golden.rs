@@ -305,16 +305,19 @@ fn the_current_generation_is_what_render_issues() {
     }
 }
 
+/// Width, height and decoded samples of a PNG.
+type Pixels = (u32, u32, Vec<u8>);
+
 /// Every page of `pdf` rendered by poppler (colour, 60 dpi), and every image in it extracted by `pdfimages`,
 /// as decoded pixels.
-fn what_readers_see(pdf: &Path, out: &Path) -> (Vec<(u32, u32, Vec<u8>)>, Vec<(u32, u32, Vec<u8>)>) {
+fn what_readers_see(pdf: &Path, out: &Path) -> (Vec<Pixels>, Vec<Pixels>) {
     std::fs::create_dir_all(out).unwrap();
     let (p, pages, images) = (pdf.to_str().unwrap(), out.join("page"), out.join("image"));
     tool("pdftoppm", &["-r", "60", "-png", p, pages.to_str().unwrap()]);
     tool("pdfimages", &["-png", p, images.to_str().unwrap()]);
     let mut files: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    let decode = |prefix: &str| -> Vec<(u32, u32, Vec<u8>)> {
+    let decode = |prefix: &str| -> Vec<Pixels> {
         files
             .iter()
             .filter(|f| f.file_name().unwrap().to_str().unwrap().starts_with(prefix))

@@ -218,7 +218,7 @@ mod tests {
         for band in 0..bands {
             for block in 0..row_bytes.div_ceil(8) {
                 let colour = (noise(&mut seed) % 14) as u8 * 0x11;
-                let detailed = noise(&mut seed) % 16 == 0;
+                let detailed = noise(&mut seed).is_multiple_of(16);
                 for y in 0..16 {
                     for x in block * 8..(block * 8 + 8).min(row_bytes) {
                         let b = if detailed { (noise(&mut seed) % 4) as u8 * 0x45 } else { colour };

@@ -303,7 +303,7 @@ pub fn write_pdf(
     }
     let chunk: &mut pdf_writer::Chunk = match &mut separate {
         Some(chunk) => chunk,
-        None => &mut *pdf,
+        None => &mut pdf,
     };
     let mut font_names: BTreeMap<FontRole, (Vec<u8>, Arc<EmbeddedSubset>)> = BTreeMap::new();
     let mut font_refs = Vec::new();

@@ -36,11 +36,14 @@ impl EmbeddedSubset {
     }
 }
 
+/// Font, source and sorted glyph set: the source too, since a generation-3 subset (with glyph names) and a
+/// generation-4 one differ.
+type Key = (FontRole, SubsetSource, Vec<u16>);
+
 /// Bounded, thread-safe cache of subsets. When full it is emptied and refilled: the working set
 /// (form glyphs, frequent households) comes back at once, and no eviction order has to be kept.
 pub struct SubsetCache {
-    /// Keyed by the source too: a generation-3 subset (with glyph names) and a generation-4 one differ.
-    entries: Mutex<HashMap<(FontRole, SubsetSource, Vec<u16>), Arc<EmbeddedSubset>>>,
+    entries: Mutex<HashMap<Key, Arc<EmbeddedSubset>>>,
     capacity: usize,
 }
 
