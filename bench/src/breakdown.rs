@@ -6,7 +6,7 @@
 //! `build_certificate` on the engine's folded log), the front (layout + vector PDF), the back's three
 //! parts (raster of the front at 100 dpi, scramble, PDF with the back image deflated), the whole render
 //! (`certificate::render`), `Engine::issue` and the gRPC Issue. Derived (p50 − p50, so approximate): the
-//! durable append (writer decision + sled write + fsync) = Issue in process − eligibility − whole render,
+//! durable append (writer decision + log file write + fdatasync) = Issue in process − eligibility − whole render,
 //! and the gRPC overhead (HTTP/2, protobuf, the admission controller's hop to a blocking thread) = Issue
 //! over gRPC − Issue in process.
 //!
@@ -195,6 +195,6 @@ pub fn run(args: &[String]) {
     }
     let append = p50(6) - p50(0) - p50(5);
     let grpc = p50(7) - p50(6);
-    println!("| *derived:* durable append (writer + sled + fsync) = Issue in process − eligibility − whole render | | {append:.0} | | | {:.0} % |", 100.0 * append / total);
+    println!("| *derived:* durable append (writer + log write + fdatasync) = Issue in process − eligibility − whole render | | {append:.0} | | | {:.0} % |", 100.0 * append / total);
     println!("| *derived:* gRPC overhead (HTTP/2, protobuf, admission hop) = Issue over gRPC − Issue in process | | {grpc:.0} | | | {:.0} % |", 100.0 * grpc / total);
 }

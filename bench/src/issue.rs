@@ -68,7 +68,7 @@ pub fn run(args: &[String]) {
                 samples.push(t.elapsed());
             }
         }
-        let s = Summary { name: format!("Issue 住民票の写し over gRPC, sequential, sled fsync ({households} households)"), samples };
+        let s = Summary { name: format!("Issue 住民票の写し over gRPC, sequential, durable log ({households} households)"), samples };
         println!("\n### Issue end to end (`cargo run --release -p bcl-bench -- issue --runs {runs}`)\n\n{HEADER}\n{}", s.row());
     });
 }

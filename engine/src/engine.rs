@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::error::EngineError;
 use crate::projection::Projection;
 use crate::secrets::MasterSecret;
-use crate::storage::{LogStore, SledStore};
+use crate::storage::LogStore;
 use crate::writer::{AppendOutcome, Command, Writer};
 use bcl_proto::ChangeEvent;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ impl Engine {
     ) -> Result<(Arc<dyn LogStore>, MasterSecret, NoteSigner, crate::render::Renderer), EngineError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| EngineError::Internal(format!("cannot create data directory: {e}")))?;
-        let store: Arc<dyn LogStore> = Arc::new(SledStore::open(&config.data_dir.join("log"))?);
+        let store = crate::storage::open(&config.data_dir.join("log"))?;
         let secret = MasterSecret::load_or_create(&config.data_dir)
             .map_err(|e| EngineError::Internal(format!("cannot load the scramble master secret: {e}")))?;
         let signer = crate::audit::log::load_or_create_signer(&config.data_dir)

@@ -403,12 +403,11 @@ async fn verify_passes_on_the_honest_log_and_names_every_kind_of_tampering() {
         .unwrap();
     assert_eq!(check(&forged), vec![("checkpoint".to_string(), None)]);
 
-    // Tamper with the data directory itself: stop the server, change one stored event in sled (a digit of
+    // Tamper with the data directory itself: stop the server, change one stored event in the log (a digit of
     // its event id, so it still decodes and the server starts again), restart.
     server.kill9();
     let target = {
-        use bcl_engine::storage::LogStore;
-        let store = bcl_engine::storage::SledStore::open(&dir.path().join("log")).unwrap();
+        let store = bcl_engine::storage::open(&dir.path().join("log")).unwrap();
         // A plain (unsealed) change event from position k on: the server must still start on the changed
         // log (a sealed one would fail authentication and the server would refuse to start, as intended;
         // tests/personal_data.rs covers that case).
@@ -426,7 +425,8 @@ async fn verify_passes_on_the_honest_log_and_names_every_kind_of_tampering() {
             .position(|w| w == event_id.as_bytes())
             .unwrap();
         leaf[at] = if leaf[at] == b'0' { b'1' } else { b'0' };
-        store.rewrite_leaf_unchecked(k as u64, leaf).unwrap();
+        drop(store);
+        bcl_engine::storage::rewrite_leaf_unchecked(&dir.path().join("log"), k as u64, leaf).unwrap();
         k as u64
     };
     // Offline export of the stopped data directory: the stored tree still records the original leaf.

@@ -253,8 +253,7 @@ async fn no_personal_data_in_the_data_directory_and_forget_shreds_one_resident_o
 
     // The same damage in the data directory: the server refuses to start and names the position.
     {
-        let store = bcl_engine::storage::SledStore::open(&dir.path().join("log")).unwrap();
-        store.rewrite_leaf_unchecked(position as u64, damaged_leaf).unwrap();
+        bcl_engine::storage::rewrite_leaf_unchecked(&dir.path().join("log"), position as u64, damaged_leaf).unwrap();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_bcl"))
         .args(["serve", "--insecure-dev", "--listen", "127.0.0.1:0", "--now", NOW, "--data-dir", &data])

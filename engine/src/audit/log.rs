@@ -215,7 +215,7 @@ mod tests {
     use super::*;
     use crate::audit::merkle::{self, MemoryTree};
     use crate::audit::note::NoteVerifier;
-    use crate::storage::{MemoryStore, SledStore};
+    use crate::storage::{FileStore, MemoryStore};
 
     fn leaves(from: usize, n: usize) -> Vec<Vec<u8>> {
         (from..from + n)
@@ -240,7 +240,7 @@ mod tests {
         let mut reference = MemoryTree::new();
         let note_before;
         {
-            let store = SledStore::open(&dir.path().join("log")).unwrap();
+            let store = FileStore::open(&dir.path().join("log")).unwrap();
             let log = AuditLog::open(&store, signer).unwrap();
             for (from, n) in [(0, 5), (5, 1), (6, 100)] {
                 let batch = leaves(from, n);
@@ -260,7 +260,7 @@ mod tests {
         }
         // Same key, same tree, same note after a restart.
         let signer = load_or_create_signer(dir.path()).unwrap();
-        let store = SledStore::open(&dir.path().join("log")).unwrap();
+        let store = FileStore::open(&dir.path().join("log")).unwrap();
         let log = AuditLog::open(&store, signer).unwrap();
         assert_eq!(log.checkpoint().note, note_before);
         let verifier = NoteVerifier::parse(&vkey).unwrap();

@@ -12,7 +12,6 @@ use crate::audit::merkle::{self, leaf_hash, Hash, NodeReader};
 use crate::audit::note::NoteVerifier;
 use crate::audit::verify::{self, PrefixOracle, Reproducer};
 use crate::secrets::{MasterSecret, MASTER_SECRET_FILE};
-use crate::storage::{LogStore, SledStore};
 use bcl_proto::{
     audit_client::AuditClient, log_leaf::Kind, ConsistencyProofRequest, GetCheckpointRequest,
     InclusionProofRequest, LogLeaf, ReadLogRequest,
@@ -220,15 +219,16 @@ fn export_log(args: ExportArgs, tls: &super::ClientTlsArgs) -> CliResult {
             .data_dir
             .as_ref()
             .expect("clap requires --server or --data-dir");
-        let store = SledStore::open(&dir.join("log"))
-            .map_err(|e| format!("cannot open the log (is the server still running?): {e}"))?;
+        // Checked first: opening the log of a directory that has none would create an empty one.
         if !dir.join(log::SIGNING_KEY_FILE).exists() {
             return Err("the data directory has no checkpoint signing key".into());
         }
+        let store = crate::storage::open(&dir.join("log"))
+            .map_err(|e| format!("cannot open the log (is the server still running?): {e}"))?;
         let signer = log::load_or_create_signer(dir)?;
-        let note = AuditLog::open(&store, signer)?.checkpoint().note.clone();
+        let note = AuditLog::open(store.as_ref(), signer)?.checkpoint().note.clone();
         let size = store.len();
-        let nodes = StoreNodes(&store);
+        let nodes = StoreNodes(store.as_ref());
         let recorded_hashes = (0..size)
             .map(|i| nodes.node(merkle::NodeId::new(0, i)))
             .collect::<Result<Vec<_>, _>>()?;

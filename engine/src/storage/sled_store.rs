@@ -6,11 +6,7 @@
 //! batch instead of once per leaf, which is what lets durable ingest run at hundreds of thousands of
 //! events per second. A single-key insert is atomic, so after a crash a batch is either whole or absent.
 //!
-//! A tree node (level L, index i) covers leaves [i·2^L, (i+1)·2^L) and is completed by the batch holding
-//! its last leaf, so finding it needs no separate index.
-//!
-//! Record layout (little-endian): `u8 version (1) | u32 node_count | node_count × (u8 level, u64 index,
-//! [u8; 32] hash) | u32 leaf_count | leaf_count × (u32 len, bytes)`.
+//! The record is `batch_record`'s, the same bytes as in every backend.
 
 //! **Durability.** sled's `flush` does not make data durable against power loss: on Linux it ends with
 //! `sync_file_range`, which writes the pages to the device but neither flushes the device's volatile write
@@ -23,14 +19,12 @@
 //! commit shares among every request of the batch. Syncing a file with nothing dirty is cheap (225 clean
 //! blob files in 17 ms), so the sync at open costs little even for a long log.
 
+use super::batch_record::{leaf_count, node_in_record, Batch};
 use super::{LogStore, StorageError};
 use crate::audit::merkle::{Hash, NodeId};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-
-const VERSION: u8 = 1;
-const NODE_ENTRY: usize = 1 + 8 + 32;
 
 pub struct SledStore {
     db: sled::Db,
@@ -57,96 +51,6 @@ fn io(e: std::io::Error) -> StorageError {
 /// 512 KiB segment; this stays well below it, so no blob goes unsynced).
 const MAYBE_BLOB: usize = 32 * 1024;
 
-/// A decoded batch record.
-struct Batch {
-    first: u64,
-    nodes: Vec<(NodeId, Hash)>,
-    leaves: Vec<Vec<u8>>,
-}
-
-impl Batch {
-    fn encode(nodes: &[(NodeId, Hash)], leaves: &[Vec<u8>]) -> Vec<u8> {
-        let size = 9 + nodes.len() * NODE_ENTRY + leaves.iter().map(|l| 4 + l.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(size);
-        out.push(VERSION);
-        out.extend_from_slice(&(nodes.len() as u32).to_le_bytes());
-        for (id, hash) in nodes {
-            out.push(id.level);
-            out.extend_from_slice(&id.index.to_le_bytes());
-            out.extend_from_slice(hash);
-        }
-        out.extend_from_slice(&(leaves.len() as u32).to_le_bytes());
-        for leaf in leaves {
-            out.extend_from_slice(&(leaf.len() as u32).to_le_bytes());
-            out.extend_from_slice(leaf);
-        }
-        out
-    }
-
-    fn decode(first: u64, bytes: &[u8]) -> Result<Batch, StorageError> {
-        let corrupt = |what| StorageError::Corrupt { position: first, what };
-        let mut r = Reader { bytes, at: 0 };
-        if r.take(1).ok_or(corrupt("empty batch record"))?[0] != VERSION {
-            return Err(corrupt("unknown batch record version"));
-        }
-        let node_count = r.u32().ok_or(corrupt("truncated batch record"))? as usize;
-        let mut nodes = Vec::with_capacity(node_count.min(1 << 16));
-        for _ in 0..node_count {
-            let e = r.take(NODE_ENTRY).ok_or(corrupt("truncated tree node"))?;
-            let index = u64::from_le_bytes(e[1..9].try_into().expect("8 bytes"));
-            nodes.push((NodeId::new(e[0], index), e[9..].try_into().expect("32 bytes")));
-        }
-        let leaf_count = r.u32().ok_or(corrupt("truncated batch record"))? as usize;
-        let mut leaves = Vec::with_capacity(leaf_count.min(1 << 16));
-        for _ in 0..leaf_count {
-            let len = r.u32().ok_or(corrupt("truncated leaf"))? as usize;
-            leaves.push(r.take(len).ok_or(corrupt("truncated leaf"))?.to_vec());
-        }
-        if r.at != bytes.len() {
-            return Err(corrupt("trailing bytes after the batch record"));
-        }
-        Ok(Batch { first, nodes, leaves })
-    }
-
-    fn end(&self) -> u64 {
-        self.first + self.leaves.len() as u64
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-    }
-}
-
-/// Finds one tree node in a batch record by scanning its fixed-size node entries.
-fn node_in_record(first: u64, bytes: &[u8], id: NodeId) -> Result<Option<Hash>, StorageError> {
-    let corrupt = |what| StorageError::Corrupt { position: first, what };
-    let mut r = Reader { bytes, at: 0 };
-    if r.take(1).ok_or(corrupt("empty batch record"))?[0] != VERSION {
-        return Err(corrupt("unknown batch record version"));
-    }
-    let node_count = r.u32().ok_or(corrupt("truncated batch record"))? as usize;
-    for _ in 0..node_count {
-        let e = r.take(NODE_ENTRY).ok_or(corrupt("truncated tree node"))?;
-        if e[0] == id.level && e[1..9] == id.index.to_le_bytes() {
-            return Ok(Some(e[9..].try_into().expect("32 bytes")));
-        }
-    }
-    Ok(None)
-}
-
 fn decode_key(key: &[u8]) -> Result<u64, StorageError> {
     let bytes: [u8; 8] = key.try_into().map_err(|_| StorageError::Corrupt { position: 0, what: "malformed key" })?;
     Ok(u64::from_be_bytes(bytes))
@@ -170,14 +74,7 @@ impl SledStore {
             if first != expected {
                 return Err(StorageError::Corrupt { position: expected, what: "batches are not contiguous" });
             }
-            // Only the leaf count is needed here; the node section has a fixed entry size.
-            let node_count = value.get(1..5).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-            let at = node_count.map(|n| 5 + n as usize * NODE_ENTRY);
-            let leaf_count = at
-                .and_then(|at| value.get(at..at + 4))
-                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-                .ok_or(StorageError::Corrupt { position: first, what: "truncated batch record" })?;
-            expected = first + leaf_count as u64;
+            expected = first + leaf_count(first, &value)?;
         }
         let log_file = std::fs::File::open(dir.join("db")).map_err(io)?;
         let blobs = dir.join("blobs");
@@ -422,13 +319,5 @@ mod tests {
         assert_eq!(store.read_node(NodeId::new(0, 2)).unwrap(), None, "a node of a discarded leaf goes");
         assert_eq!(store.append_durable(&[b"x".to_vec()], &[]).unwrap(), 2, "appends continue at the cut");
         assert_eq!(store.read(2, 1).unwrap(), vec![(2, b"x".to_vec())]);
-    }
-
-    #[test]
-    fn truncated_record_is_refused() {
-        assert!(Batch::decode(0, &[VERSION, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, b'x']).is_err());
-        assert!(Batch::decode(0, &[2]).is_err());
-        let ok = Batch::encode(&[], &[b"xy".to_vec()]);
-        assert_eq!(Batch::decode(0, &ok).unwrap().leaves, vec![b"xy".to_vec()]);
     }
 }
