@@ -118,13 +118,38 @@ pub(super) fn leaf_count(first: u64, bytes: &[u8]) -> Result<u64, StorageError> 
         .ok_or(corrupt)
 }
 
+/// The leaf whose batch completed tree node `id` (its last leaf); `None` for a node beyond any log.
+pub(super) fn last_leaf_of(id: NodeId) -> Option<u64> {
+    id.index.checked_add(1)?.checked_mul(1u64.checked_shl(id.level as u32)?)?.checked_sub(1)
+}
+
+/// Up to `limit` leaves from `from` on, in order, gathered batch by batch from `batch_at` (the batch holding
+/// a position, `None` beyond the log): the `LogStore::read` of every batch-record backend.
+pub(super) fn read_leaves(
+    from: u64,
+    limit: usize,
+    mut batch_at: impl FnMut(u64) -> Result<Option<std::sync::Arc<Batch>>, StorageError>,
+) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+    let mut out = Vec::with_capacity(limit.min(4096));
+    let mut position = from;
+    while out.len() < limit {
+        let Some(batch) = batch_at(position)? else { break };
+        let skip = (position - batch.first) as usize;
+        for leaf in batch.leaves[skip..].iter().take(limit - out.len()) {
+            out.push((position, leaf.clone()));
+            position += 1;
+        }
+    }
+    Ok(out)
+}
+
 /// Where the writer puts tree node `id` in the node section of the batch starting at leaf `first`, if it
 /// is there: appending leaf p completes the leaf node and then one node per trailing zero bit of p + 1,
 /// bottom up (`merkle::Frontier::append`), so the entries before leaf p's take `(p − first) + Σ tz(q)` for
 /// q in (first, p], and Σ tz(q) for q in 1..=m is m − popcount(m). A guess only: callers check the entry
 /// found there and fall back to a scan (a truncated batch keeps only some of its nodes).
 pub(super) fn node_entry_guess(first: u64, id: NodeId) -> Option<u64> {
-    let last_leaf = id.index.checked_add(1)?.checked_mul(1u64.checked_shl(id.level as u32)?)? - 1;
+    let last_leaf = last_leaf_of(id)?;
     let below = |m: u64| m - m.count_ones() as u64;
     let before = last_leaf.checked_sub(first)? + below(last_leaf) - below(first);
     Some(before + id.level as u64)

@@ -22,7 +22,7 @@
 //! **One process at a time.** The file is locked exclusively while open (`flock`), so an auditor's tool
 //! cannot open a log a running server is appending to.
 
-use super::batch_record::{leaf_count, node_entry_guess, node_in_record, Batch, NODE_ENTRY};
+use super::batch_record::{last_leaf_of, leaf_count, node_entry_guess, node_in_record, read_leaves, Batch, NODE_ENTRY};
 use super::{LogStore, StorageError};
 use crate::audit::merkle::{Hash, NodeId};
 use std::fs::{File, OpenOptions};
@@ -358,12 +358,7 @@ impl LogStore for FileStore {
 
     fn read_node(&self, id: NodeId) -> Result<Option<Hash>, StorageError> {
         // The node is completed by the batch holding its last leaf.
-        let Some(last_leaf) = (id.index.checked_add(1))
-            .and_then(|n| n.checked_mul(1u64.checked_shl(id.level as u32)?))
-            .and_then(|end| end.checked_sub(1))
-        else {
-            return Ok(None);
-        };
+        let Some(last_leaf) = last_leaf_of(id) else { return Ok(None) };
         if let Some(b) = self.last.lock().expect("batch cache").as_ref() {
             if b.first <= last_leaf && last_leaf < b.end() {
                 return Ok(b.nodes.iter().find(|(n, _)| *n == id).map(|(_, h)| *h));
@@ -389,17 +384,7 @@ impl LogStore for FileStore {
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
-        let mut out = Vec::with_capacity(limit.min(4096));
-        let mut position = from;
-        while out.len() < limit {
-            let Some(batch) = self.batch_at(position)? else { break };
-            let skip = (position - batch.first) as usize;
-            for leaf in batch.leaves[skip..].iter().take(limit - out.len()) {
-                out.push((position, leaf.clone()));
-                position += 1;
-            }
-        }
-        Ok(out)
+        read_leaves(from, limit, |position| self.batch_at(position))
     }
 
     fn truncate(&self, len: u64) -> Result<(), StorageError> {

@@ -19,7 +19,7 @@
 //! commit shares among every request of the batch. Syncing a file with nothing dirty is cheap (225 clean
 //! blob files in 17 ms), so the sync at open costs little even for a long log.
 
-use super::batch_record::{leaf_count, node_in_record, Batch};
+use super::batch_record::{last_leaf_of, leaf_count, node_in_record, read_leaves, Batch};
 use super::{LogStore, StorageError};
 use crate::audit::merkle::{Hash, NodeId};
 use std::path::Path;
@@ -180,12 +180,7 @@ impl LogStore for SledStore {
 
     fn read_node(&self, id: NodeId) -> Result<Option<Hash>, StorageError> {
         // The node is completed by the batch holding its last leaf.
-        let Some(last_leaf) = (id.index.checked_add(1))
-            .and_then(|n| n.checked_mul(1u64.checked_shl(id.level as u32)?))
-            .and_then(|end| end.checked_sub(1))
-        else {
-            return Ok(None);
-        };
+        let Some(last_leaf) = last_leaf_of(id) else { return Ok(None) };
         if last_leaf >= self.len() {
             return Ok(None);
         }
@@ -204,17 +199,7 @@ impl LogStore for SledStore {
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
-        let mut out = Vec::with_capacity(limit.min(4096));
-        let mut position = from;
-        while out.len() < limit {
-            let Some(batch) = self.batch_at(position)? else { break };
-            let skip = (position - batch.first) as usize;
-            for leaf in batch.leaves[skip..].iter().take(limit - out.len()) {
-                out.push((position, leaf.clone()));
-                position += 1;
-            }
-        }
-        Ok(out)
+        read_leaves(from, limit, |position| self.batch_at(position))
     }
 
     fn truncate(&self, len: u64) -> Result<(), StorageError> {
