@@ -55,6 +55,17 @@ pub fn run(args: Args) -> CliResult {
         std::fs::remove_dir_all(&data_dir)?;
     }
     std::fs::create_dir_all(&data_dir)?;
+    // The certificates of an earlier demo go too (only the `NN-case.pdf` files it writes): a folder mixing
+    // this run's PDFs with stale ones from other fixture cases would show certificates this run never issued.
+    for entry in std::fs::read_dir(&args.out)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let numbered =
+            name.len() > 7 && name.as_bytes()[..2].iter().all(u8::is_ascii_digit) && name.as_bytes()[2] == b'-';
+        if numbered && name.ends_with(".pdf") && path.is_file() {
+            std::fs::remove_file(&path)?;
+        }
+    }
     let tls_dir = args.out.join("tls");
     super::certs::init(&tls_dir, std::slice::from_ref(&spec.municipality_code), &[], true)?;
     // Both centres share one scramble master secret, so a certificate issued at either verifies at both.
