@@ -18,6 +18,7 @@ pub fn run(args: &[String]) {
         data_dir: dir.path().to_path_buf(),
         clock: Clock::fixed("2026-04-01T10:00:00+09:00").unwrap(),
         fonts: None,
+        render: Default::default(),
     })
     .unwrap();
     let loads: Vec<_> = CODES[..links]

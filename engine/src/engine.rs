@@ -22,6 +22,8 @@ pub struct EngineConfig {
     pub clock: Clock,
     /// Fonts used to render certificates; `None` = the project's default fonts.
     pub fonts: Option<crate::render::FontPaths>,
+    /// The render threads (`render_pool`): how many, and at what priority.
+    pub render: crate::render_pool::Config,
 }
 
 pub struct Engine {
@@ -37,6 +39,8 @@ pub struct Engine {
     pub(crate) replication: Option<Arc<crate::replication::Replication>>,
     pub(crate) clock: Clock,
     pub(crate) renderer: Arc<crate::render::Renderer>,
+    /// Where certificates are rendered (issuance, replays the cache no longer holds).
+    pub(crate) render_pool: crate::render_pool::RenderPool,
     pub(crate) secret: MasterSecret,
     pub(crate) cache: crate::issuance::CertificateCache,
     /// Per-resident keys of the sealed personal data, outside the log (`keystore`).
@@ -68,7 +72,7 @@ impl Engine {
     /// Opens the data directory, rebuilds the projection by folding the whole log, and starts the writer.
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         let (store, secret, signer, renderer) = Self::open_parts(&config)?;
-        Self::with_parts(store, secret, signer, Arc::new(renderer), config.clock, config.data_dir)
+        Self::with_parts(store, secret, signer, Arc::new(renderer), config.clock, config.data_dir, config.render)
     }
 
     /// Opens the key store of a data directory (`<data-dir>/keys`, owner-only).
@@ -85,10 +89,11 @@ impl Engine {
         renderer: Arc<crate::render::Renderer>,
         clock: Clock,
         data_dir: PathBuf,
+        render: crate::render_pool::Config,
     ) -> Result<Arc<Engine>, EngineError> {
         let keys = Self::open_keys(&data_dir)?;
         let projection = rebuild(store.as_ref(), &keys)?;
-        Self::assemble(store, projection, keys, secret, signer, renderer, clock, data_dir, None)
+        Self::assemble(store, projection, keys, secret, signer, renderer, render, clock, data_dir, None)
     }
 
     /// Opens a data directory as one of two replicated centres (East/West): agrees with the other centre
@@ -153,6 +158,7 @@ impl Engine {
             secret,
             signer,
             Arc::new(renderer),
+            config.render,
             config.clock,
             config.data_dir,
             Some((replication, start.clone())),
@@ -171,6 +177,7 @@ impl Engine {
         secret: MasterSecret,
         signer: NoteSigner,
         renderer: Arc<crate::render::Renderer>,
+        render: crate::render_pool::Config,
         clock: Clock,
         data_dir: PathBuf,
         replication: Option<(crate::replication::ReplicationConfig, crate::replication::rejoin::Start)>,
@@ -212,6 +219,7 @@ impl Engine {
             replication,
             clock,
             renderer,
+            render_pool: crate::render_pool::RenderPool::start(render),
             secret,
             cache: crate::issuance::CertificateCache::new(256 * 1024 * 1024),
             keys,

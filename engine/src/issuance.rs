@@ -17,7 +17,7 @@ use bcl_proto::{CertificateType, IssuanceRecord, IssueRequest, IssueResponse, Lo
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// How often an issuance is prepared again when the municipality's data changed while it was rendered.
 const MAX_PREPARE_ATTEMPTS: usize = 3;
@@ -114,14 +114,14 @@ impl Engine {
     /// `Issuance.Issue`. A refusal by the rules of a municipality this engine serves is recorded in the log
     /// (durably, before the answer) so the municipality's transaction log shows every attempt; malformed
     /// requests and reused request ids are not transactions and are not recorded.
-    pub async fn issue(&self, req: IssueRequest) -> Result<IssueResponse, EngineError> {
+    pub async fn issue(self: &Arc<Self>, req: IssueRequest) -> Result<IssueResponse, EngineError> {
         self.issue_admitted(req, crate::shed::Slot::none()).await
     }
 
     /// [`Engine::issue`] for a request admitted by the load shedder: its `slot` is given back once the
     /// certificate is rendered, before the wait for the durable append (see [`crate::shed::Slot`]).
     pub async fn issue_admitted(
-        &self,
+        self: &Arc<Self>,
         req: IssueRequest,
         mut slot: crate::shed::Slot,
     ) -> Result<IssueResponse, EngineError> {
@@ -159,7 +159,7 @@ impl Engine {
     }
 
     async fn issue_or_refuse(
-        &self,
+        self: &Arc<Self>,
         req: &IssueRequest,
         slot: &mut crate::shed::Slot,
     ) -> Result<IssueResponse, EngineError> {
@@ -199,9 +199,19 @@ impl Engine {
                     _ => return Err(e),
                 },
             };
-            let render_started = std::time::Instant::now();
-            let Rendered { pdf, sheets, sha256 } = render(&self.renderer, &self.secret, &prepared.record, now)?;
-            metrics::histogram!(crate::server::telemetry::RENDER_DURATION).record(render_started.elapsed());
+            // On a render thread: see `render_pool` for why renders run apart. The record goes there and back.
+            let (engine, record) = (self.clone(), prepared.record);
+            let (rendered, record) = self
+                .render_pool
+                .run(move || {
+                    let render_started = std::time::Instant::now();
+                    let rendered = render(&engine.renderer, &engine.secret, &record, now);
+                    metrics::histogram!(crate::server::telemetry::RENDER_DURATION).record(render_started.elapsed());
+                    (rendered, record)
+                })
+                .await?;
+            let prepared = Prepared { record, ..prepared };
+            let Rendered { pdf, sheets, sha256 } = rendered?;
             // Hashed by the renderer in the pass that also gives the PDF its /ID.
             let content_sha256 = hex::encode(sha256);
             let record = IssuanceRecord {
@@ -276,7 +286,12 @@ impl Engine {
     }
 
     /// Answers a retried request with the certificate issued the first time.
-    async fn replay(&self, position: u64, issued_digest: &str, digest: &str) -> Result<IssueResponse, EngineError> {
+    async fn replay(
+        self: &Arc<Self>,
+        position: u64,
+        issued_digest: &str,
+        digest: &str,
+    ) -> Result<IssueResponse, EngineError> {
         if issued_digest != digest {
             return Err(EngineError::RequestIdReused);
         }
@@ -284,10 +299,15 @@ impl Engine {
         let (pdf, source) = match self.cache.get(&record.certificate_id) {
             Some(pdf) => (pdf, "cache"),
             None => {
-                let (pdf, source) = match self.reproduce_from_current_state(&record) {
-                    Some(pdf) => (pdf, "current_state"),
-                    None => (self.reproduce_record(&record)?, "history"),
-                };
+                // Rendering again (and perhaps folding history first): work for the render threads.
+                let (engine, issued) = (self.clone(), record.clone());
+                let (pdf, source) = self
+                    .render_pool
+                    .run(move || match engine.reproduce_from_current_state(&issued) {
+                        Some(pdf) => Ok((pdf, "current_state")),
+                        None => engine.reproduce_record(&issued).map(|pdf| (pdf, "history")),
+                    })
+                    .await??;
                 self.cache.insert(&record.certificate_id, pdf.clone());
                 (pdf, source)
             }

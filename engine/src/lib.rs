@@ -16,6 +16,7 @@ pub mod projection;
 pub mod replication;
 pub mod router;
 pub mod render;
+pub mod render_pool;
 pub mod scramble;
 pub mod secrets;
 pub mod server;

@@ -3,8 +3,9 @@
 //! An Issue costs a few milliseconds of CPU (render, raster, scramble, deflate). Past what the cores can
 //! do, an engine that accepts everything builds a queue whose waiting time grows until every request hits
 //! its deadline: goodput collapses and the kiosk vendors learn it only after the deadline. Here at most
-//! `max_in_flight` issuances run at once, each on a blocking thread (so the async workers stay free to read
-//! requests and answer refusals at once); a request that finds them all busy waits in a FIFO queue of at
+//! `max_in_flight` issuances check eligibility and render at once (the rendering on the render threads,
+//! `render_pool`, so the async workers stay free to read requests and answer refusals at once); a request
+//! that finds them all busy waits in a FIFO queue of at
 //! most `max_queue` places for at most `max_queue_wait` (that bound applies while more requests wait than
 //! there are slots: a backlog), and is otherwise answered immediately with
 //! `UNAVAILABLE` / reason `ENGINE_OVERLOADED`, which the vendor treats like a down centre: it fails over
@@ -139,20 +140,16 @@ impl Admission {
         result
     }
 
-    /// Runs `work` once admitted, on a blocking thread: an issuance renders for milliseconds without
-    /// yielding, and on the async workers it would hold up reading (and shedding) every other request.
-    /// `work` gets the [`Slot`] and may give it back early (the issuance does once it has rendered).
+    /// Runs `work` once admitted, in the caller's task. `work` gets the [`Slot`] and may give it back early
+    /// (the issuance does once it has rendered). It must not hold the async worker for long: the issuance
+    /// sends its rendering to the render threads (`render_pool`).
     pub async fn run<T, F, Fut>(&self, work: F) -> Result<T, EngineError>
     where
-        F: FnOnce(Slot) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
-        T: Send + 'static,
+        F: FnOnce(Slot) -> Fut,
+        Fut: Future<Output = Result<T, EngineError>>,
     {
         let permit = self.admit().await.map_err(|cause| EngineError::Overloaded(cause.as_str()))?;
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(work(Slot(Some(permit)))))
-            .await
-            .map_err(|_| EngineError::Internal("issuance task failed".into()))?
+        work(Slot(Some(permit))).await
     }
 }
 
@@ -182,9 +179,8 @@ impl Slot {
 /// server runs without one (`bcl serve --no-shed`, for comparison runs).
 pub async fn run<T, F, Fut>(admission: Option<&Admission>, work: F) -> Result<T, EngineError>
 where
-    F: FnOnce(Slot) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce(Slot) -> Fut,
+    Fut: Future<Output = Result<T, EngineError>>,
 {
     match admission {
         Some(admission) => admission.run(work).await,

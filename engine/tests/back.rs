@@ -63,6 +63,7 @@ async fn descrambled_back_equals_the_front_raster() {
         data_dir: data.clone(),
         clock: bcl_engine::clock::Clock::fixed(NOW).unwrap(),
         fonts: None,
+        render: Default::default(),
     })
     .unwrap();
     let fronts = engine.front_images(&resp.certificate_id).unwrap();

@@ -1,6 +1,7 @@
 //! What an operator sees, through the real `bcl serve`: the Prometheus endpoint (over mutual TLS) moving with
 //! issuance, health following a municipality's suspension, the `--insecure-dev` warning, and a graceful stop
-//! that loses nothing acknowledged, and deadlines: the caller's honoured, the server's cap enforced.
+//! that loses nothing acknowledged, and deadlines: the caller's honoured, the server's cap enforced; and
+//! the render threads, apart and at a lower priority.
 
 mod common;
 
@@ -260,4 +261,59 @@ async fn every_call_has_a_deadline_and_an_expired_issue_is_charged_once_on_retry
     let recorded = transactions_of(&server, "deadline-capped").await;
     assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert_eq!(recorded[0].certificate_id, resp.certificate_id);
+}
+
+/// One thread of a process, as /proc shows it: name, niceness and CPU time (user + system, clock ticks).
+#[cfg(target_os = "linux")]
+fn threads_of(pid: u32) -> Vec<(String, i64, u64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // "tid (name) state ..." and the name may hold spaces: the fields after it are counted from ')'.
+        let (name, rest) = stat.split_once(" (").unwrap().1.rsplit_once(") ").unwrap();
+        let fields: Vec<&str> = rest.split(' ').collect();
+        // From field 3 (state) on: utime is field 14, stime 15, nice 19.
+        let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        threads.push((name.to_string(), fields[16].parse().unwrap(), ticks));
+    }
+    threads
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn certificates_are_rendered_on_their_own_threads_at_a_lower_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), NOW, &["--render-nice", "7", "--max-in-flight", "4"]);
+    let m = fixture(10);
+    append_all(&server, &m.events).await;
+    configure(&server, CODE).await;
+    let mut client = server.issuance().await;
+    let case = m
+        .cases
+        .iter()
+        .find(|c| {
+            c.certificate_type == bcl_proto::CertificateType::ResidentRecord
+                && matches!(c.expect, bcl_fixtures::Expect::Issue { .. })
+        })
+        .unwrap();
+    for i in 0..60 {
+        let issued = client
+            .issue(resident_record(&format!("render-thread-{i}"), &case.card_serial, &case.subject_resident_ids))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(issued.pdf.starts_with(b"%PDF-"));
+    }
+
+    let threads = threads_of(server.pid());
+    let main_nice = threads.iter().find(|t| t.0 == "bcl").expect("the main thread").1;
+    let render: Vec<_> = threads.iter().filter(|t| t.0.starts_with("bcl-render-")).collect();
+    assert_eq!(render.len(), 4, "one render thread per admitted issuance: {threads:?}");
+    assert!(render.iter().all(|t| t.1 == (main_nice + 7).min(19)), "render threads' niceness: {threads:?}");
+    // Sixty certificates take ~100 ms of rendering, about ten clock ticks: they ran here.
+    assert!(render.iter().map(|t| t.2).sum::<u64>() > 0, "no CPU time on the render threads: {threads:?}");
+    // Everything else keeps the engine's priority: the writer and the async workers preempt renders.
+    let writer = threads.iter().find(|t| t.0 == "bcl-writer").expect("the writer thread");
+    assert_eq!(writer.1, main_nice);
+    assert!(threads.iter().filter(|t| t.0.starts_with("tokio-rt-worker")).all(|t| t.1 == main_nice));
 }

@@ -94,7 +94,7 @@ fn forget(
         None => crate::clock::Clock::System,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let engine = crate::engine::Engine::open(crate::engine::EngineConfig { data_dir, clock, fonts: None })
+    let engine = crate::engine::Engine::open(crate::engine::EngineConfig { data_dir, clock, fonts: None, render: Default::default() })
         .map_err(|e| format!("cannot open the data directory (stop the server first): {e}"))?;
     let position = runtime.block_on(engine.forget(municipality, resident, &actor))?;
     println!("forgotten: municipality {municipality} resident {resident}, recorded at log position {position}");

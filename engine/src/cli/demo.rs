@@ -92,7 +92,7 @@ pub fn run(args: Args) -> CliResult {
         let open = |centre: CentreName, dir: &Path, peer: std::net::SocketAddr, listener: &std::net::TcpListener| {
             let mut replication = ReplicationConfig::new(centre, format!("https://{peer}"));
             replication.tls_dir = Some(tls_dir.clone());
-            let config = EngineConfig { data_dir: dir.to_path_buf(), clock, fonts: None };
+            let config = EngineConfig { data_dir: dir.to_path_buf(), clock, fonts: None, render: Default::default() };
             let listener = listener.try_clone();
             tokio::spawn(async move {
                 Engine::open_replicated(config, replication, Some(&listener?)).await.map_err(box_error)

@@ -60,6 +60,11 @@ pub struct Args {
     /// No load shedding: every Issue is admitted at once, however many wait (for comparison runs).
     #[arg(long, conflicts_with_all = ["max_in_flight", "max_queue", "max_queue_wait_ms"])]
     pub no_shed: bool,
+    /// Niceness added to the render threads, so that the short steps of an Issue (reading it, the durable
+    /// append, the answer) preempt renders instead of queueing behind them; 0 renders at the engine's own
+    /// priority.
+    #[arg(long, default_value_t = crate::render_pool::DEFAULT_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub render_nice: i32,
     /// The other centre's address (e.g. 127.0.0.1:50052): run as one of two replicated centres
     /// (docs/replication.md). Without it the engine runs alone.
     #[arg(long)]
@@ -143,7 +148,7 @@ pub fn run(args: Args) -> CliResult {
         let mut listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let addr = listener.local_addr()?;
         let centre = name(args.centre);
-        let config = EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None };
+        let config = EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None, render: render_pool(&args) };
         let engine = match &args.peer {
             None => Engine::open(config)?,
             Some(peer) => {
@@ -230,6 +235,16 @@ fn shedding(args: &Args) -> Option<crate::shed::Config> {
     c.max_queue = args.max_queue.unwrap_or(c.max_queue);
     c.max_queue_wait = args.max_queue_wait_ms.map_or(c.max_queue_wait, std::time::Duration::from_millis);
     Some(c)
+}
+
+/// One render thread per issuance the shedder admits at once, so an admitted render never waits for a
+/// thread; without shedding, the default count (renders beyond it wait their turn in the pool).
+fn render_pool(args: &Args) -> crate::render_pool::Config {
+    let mut c = crate::render_pool::Config { nice: args.render_nice, ..Default::default() };
+    if let Some(s) = shedding(args) {
+        c.threads = s.max_in_flight;
+    }
+    c
 }
 
 async fn shutdown_signal() {

@@ -43,6 +43,7 @@ pub fn run(args: Args) -> CliResult {
         data_dir: args.data_dir.clone(),
         clock: Clock::System,
         fonts: None,
+        render: Default::default(),
     })?;
     let fronts = engine.front_images(&args.certificate_id)?;
     let key = crate::certificate::scramble_key(&engine.secret, &args.certificate_id);

@@ -130,6 +130,11 @@ impl Server {
         Server { child, addr, data_dir: data_dir.to_path_buf(), metrics_addr, tls }
     }
 
+    /// The server's process id (for tests that look at its threads in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
