@@ -182,36 +182,19 @@ impl Engine {
             if let Some(r) = self.replication() {
                 r.issuing_state()?;
             }
-            let prepared = {
-                let proj = self.projection.read().expect("projection lock");
-                prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)
-            };
-            let prepared = match prepared {
-                Ok(p) => p,
-                // A follower that is behind the primary (SOLO mode, catching up) must not refuse from data it
-                // does not have yet: catch up first (or refuse as stale), then decide.
-                Err(e) => match self.follower().map(|r| r.link.lock().expect("link lock").primary_size) {
-                    Some(size) if size > self.store.len() => {
-                        self.wait_for_size(size, REPLICA_WAIT).await?;
-                        let proj = self.projection.read().expect("projection lock");
-                        prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
-                    }
-                    _ => return Err(e),
-                },
-            };
-            // On a render thread: see `render_pool` for why renders run apart. The record goes there and back.
-            let (engine, record) = (self.clone(), prepared.record);
-            let (rendered, record) = self
-                .render_pool
-                .run(move || {
-                    let render_started = std::time::Instant::now();
-                    let rendered = render(&engine.renderer, &engine.secret, &record, now);
-                    metrics::histogram!(crate::server::telemetry::RENDER_DURATION).record(render_started.elapsed());
-                    (rendered, record)
-                })
-                .await?;
-            let prepared = Prepared { record, ..prepared };
-            let Rendered { pdf, sheets, sha256 } = rendered?;
+            let (prepared, Rendered { pdf, sheets, sha256 }) =
+                match self.prepare_and_render(&req, now, &certificate_id).await {
+                    Ok(done) => done,
+                    // A follower that is behind the primary (SOLO mode, catching up) must not refuse from data
+                    // it does not have yet: catch up first (or refuse as stale), then decide.
+                    Err(e) => match self.follower().map(|r| r.link.lock().expect("link lock").primary_size) {
+                        Some(size) if size > self.store.len() => {
+                            self.wait_for_size(size, REPLICA_WAIT).await?;
+                            self.prepare_and_render(&req, now, &certificate_id).await?
+                        }
+                        _ => return Err(e),
+                    },
+                };
             // Hashed by the renderer in the pass that also gives the PDF its /ID.
             let content_sha256 = hex::encode(sha256);
             let record = IssuanceRecord {
@@ -283,6 +266,30 @@ impl Engine {
             reason: RefusalReason::MunicipalitySuspended,
             message: "the municipality's data kept changing during issuance; retry".into(),
         }))
+    }
+
+    /// The CPU part of an issuance, on a render thread (`render_pool`): the eligibility check and the
+    /// ready-to-render record against a snapshot of the projection (under its read lock, which the writer may
+    /// hold for a whole ingest batch: not something to wait for on an async worker), then the rendering.
+    async fn prepare_and_render(
+        self: &Arc<Self>,
+        req: &IssueRequest,
+        now: JstDateTime,
+        certificate_id: &str,
+    ) -> Result<(Prepared, Rendered), EngineError> {
+        let (engine, req, certificate_id) = (self.clone(), req.clone(), certificate_id.to_string());
+        self.render_pool
+            .run(move || {
+                let prepared = {
+                    let proj = engine.projection.read().expect("projection lock");
+                    prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
+                };
+                let render_started = std::time::Instant::now();
+                let rendered = render(&engine.renderer, &engine.secret, &prepared.record, now)?;
+                metrics::histogram!(crate::server::telemetry::RENDER_DURATION).record(render_started.elapsed());
+                Ok((prepared, rendered))
+            })
+            .await?
     }
 
     /// Answers a retried request with the certificate issued the first time.

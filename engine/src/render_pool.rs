@@ -5,10 +5,11 @@
 //! the cores busy, and every hand-off between those steps (the writer woken by its `fdatasync`, the
 //! async worker woken by the writer's reply) waited for a render's time slice: on the two-core reference
 //! machine that put a third of an Issue's p99 into waiting for the append (measured, BENCHMARKS.md). So
-//! renders run here, on their own threads at a lower scheduling priority (`nice`, default
-//! [`DEFAULT_NICE`]), and everything else runs on the async workers and the writer thread at normal
-//! priority: a short step preempts a render instead of queueing behind it. With nothing else to do the
-//! renders still get every core; the priority only decides who goes first.
+//! the CPU part of an Issue (the eligibility check against the projection, then the rendering) runs here,
+//! on threads of its own at a lower scheduling priority (`nice`, default [`DEFAULT_NICE`]), and the rest
+//! runs on the async workers and the writer thread at normal priority: a short step preempts a render
+//! instead of queueing behind it. With nothing else to do the renders still get every core; the priority
+//! only decides who goes first.
 //!
 //! The pool has as many threads as the server admits issuances at once (`shed::Config::max_in_flight`),
 //! so an admitted render never waits for a thread. A job that panics is reported to its caller as an
