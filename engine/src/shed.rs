@@ -140,16 +140,21 @@ impl Admission {
         result
     }
 
-    /// Runs `work` once admitted, in the caller's task. `work` gets the [`Slot`] and may give it back early
-    /// (the issuance does once it has rendered). It must not hold the async worker for long: the issuance
-    /// sends its rendering to the render threads (`render_pool`).
+    /// Runs `work` once admitted, as a task of its own on the async workers, so that an issuance whose
+    /// caller goes away (deadline, disconnect) still finishes what it started: its append is answered, its
+    /// refusal recorded, its certificate cached for the retry. `work` gets the [`Slot`] and may give it back
+    /// early (the issuance does once it has rendered). It must not hold the async worker for long: the
+    /// issuance sends its CPU part to the render threads (`render_pool`).
     pub async fn run<T, F, Fut>(&self, work: F) -> Result<T, EngineError>
     where
         F: FnOnce(Slot) -> Fut,
-        Fut: Future<Output = Result<T, EngineError>>,
+        Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
+        T: Send + 'static,
     {
         let permit = self.admit().await.map_err(|cause| EngineError::Overloaded(cause.as_str()))?;
-        work(Slot(Some(permit))).await
+        tokio::spawn(work(Slot(Some(permit))))
+            .await
+            .map_err(|_| EngineError::Internal("issuance task failed".into()))?
     }
 }
 
@@ -180,7 +185,8 @@ impl Slot {
 pub async fn run<T, F, Fut>(admission: Option<&Admission>, work: F) -> Result<T, EngineError>
 where
     F: FnOnce(Slot) -> Fut,
-    Fut: Future<Output = Result<T, EngineError>>,
+    Fut: Future<Output = Result<T, EngineError>> + Send + 'static,
+    T: Send + 'static,
 {
     match admission {
         Some(admission) => admission.run(work).await,
