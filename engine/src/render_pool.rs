@@ -6,10 +6,13 @@
 //! async worker woken by the writer's reply) waited for a render's time slice: on the two-core reference
 //! machine that put a third of an Issue's p99 into waiting for the append (measured, BENCHMARKS.md). So
 //! the CPU part of an Issue (the eligibility check against the projection, then the rendering) runs here,
-//! on threads of its own at a lower scheduling priority (`nice`, default [`DEFAULT_NICE`]), and the rest
-//! runs on the async workers and the writer thread at normal priority: a short step preempts a render
-//! instead of queueing behind it. With nothing else to do the renders still get every core; the priority
-//! only decides who goes first.
+//! on threads of its own, and the rest runs on the async workers and the writer thread, which are no longer
+//! among the renders. The render threads can also run at a lower scheduling priority (`nice`,
+//! `bcl serve --render-nice`): a short step then preempts a render instead of queueing behind it, which
+//! shortens the tail further (BENCHMARKS.md). It is off by default ([`DEFAULT_NICE`] = 0) because it also
+//! lets a flood of cheap requests (malformed issues, idempotent re-sends) take the cores from every
+//! render: `tests/hostile.rs` then saw another caller's certificates wait for the flood to end, in 2 runs
+//! of 6 at niceness 10. With a per-caller rate limit that bounds such floods, an operator may turn it on.
 //!
 //! The pool has as many threads as the server admits issuances at once (`shed::Config::max_in_flight`),
 //! so an admitted render never waits for a thread. A job that panics is reported to its caller as an
@@ -19,9 +22,9 @@ use crate::error::EngineError;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Niceness of the render threads: 10 makes a render worth about a tenth of a normal thread when both
-/// want a core (Linux CFS/EEVDF weights 110 vs 1024), so a woken writer or async worker runs at once.
-pub const DEFAULT_NICE: i32 = 10;
+/// Niceness added to the render threads by default: none (see the module's documentation). At 10 a render
+/// is worth about a tenth of a normal thread when both want a core (Linux CFS/EEVDF weights 110 vs 1024).
+pub const DEFAULT_NICE: i32 = 0;
 
 /// How the render threads are set up (`bcl serve --render-nice`; the thread count follows
 /// `--max-in-flight`).

@@ -61,8 +61,9 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["max_in_flight", "max_queue", "max_queue_wait_ms"])]
     pub no_shed: bool,
     /// Niceness added to the render threads, so that the short steps of an Issue (reading it, the durable
-    /// append, the answer) preempt renders instead of queueing behind them; 0 renders at the engine's own
-    /// priority.
+    /// append, the answer) preempt renders instead of queueing behind them (e.g. 10). The default, 0, renders
+    /// at the engine's own priority: above 0 a flood of cheap requests can hold renders back (see
+    /// docs/operations.md).
     #[arg(long, default_value_t = crate::render_pool::DEFAULT_NICE, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub render_nice: i32,
     /// The other centre's address (e.g. 127.0.0.1:50052): run as one of two replicated centres
