@@ -36,10 +36,9 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// One thread per core plus one, like the default of `shed::Config::max_in_flight`.
+    /// As many threads as the shedder admits issuances by default (`shed::Config::max_in_flight`).
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Config { threads: cores + 1, nice: DEFAULT_NICE }
+        Config { threads: crate::shed::Config::default().max_in_flight, nice: DEFAULT_NICE }
     }
 }
 
@@ -53,7 +52,6 @@ struct Queue {
 
 pub struct RenderPool {
     shared: Arc<(Mutex<Queue>, Condvar)>,
-    config: Config,
 }
 
 impl RenderPool {
@@ -75,11 +73,7 @@ impl RenderPool {
                 })
                 .expect("spawn render thread");
         }
-        RenderPool { shared, config }
-    }
-
-    pub fn config(&self) -> Config {
-        self.config
+        RenderPool { shared }
     }
 
     /// Runs `job` on a render thread and waits for its result without blocking the caller's thread. If the

@@ -149,7 +149,8 @@ pub fn run(args: Args) -> CliResult {
         let mut listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let addr = listener.local_addr()?;
         let centre = name(args.centre);
-        let config = EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None, render: render_pool(&args) };
+        let render = render_pool(args.render_nice, options.shedding);
+        let config = EngineConfig { data_dir: args.data_dir.clone(), clock, fonts: None, render };
         let engine = match &args.peer {
             None => Engine::open(config)?,
             Some(peer) => {
@@ -240,9 +241,9 @@ fn shedding(args: &Args) -> Option<crate::shed::Config> {
 
 /// One render thread per issuance the shedder admits at once, so an admitted render never waits for a
 /// thread; without shedding, the default count (renders beyond it wait their turn in the pool).
-fn render_pool(args: &Args) -> crate::render_pool::Config {
-    let mut c = crate::render_pool::Config { nice: args.render_nice, ..Default::default() };
-    if let Some(s) = shedding(args) {
+fn render_pool(nice: i32, shedding: Option<crate::shed::Config>) -> crate::render_pool::Config {
+    let mut c = crate::render_pool::Config { nice, ..Default::default() };
+    if let Some(s) = shedding {
         c.threads = s.max_in_flight;
     }
     c
