@@ -105,6 +105,21 @@ fn output_is_deterministic_for_a_key_and_changes_with_it() {
     assert_ne!(a.packed_indices, b.packed_indices);
 }
 
+/// A recycled index buffer is not whitened inside the scrambled area (the shuffle writes every byte of
+/// it): whatever a buffer held before, of this size or another, the back comes out the same.
+#[test]
+fn a_recycled_buffer_of_any_content_gives_the_same_back() {
+    for (w, h) in [(827, 1169), (200, 150), (33, 17)] {
+        let front = text_like(w, h);
+        let fresh = scramble(w, h, &front, &key("C-1")).unwrap();
+        for (len, fill) in [(fresh.packed_indices.len(), 0x5a), (10, 0xff), (3 << 20, 0x00)] {
+            super::recycle_packed(vec![fill; len]);
+            let again = scramble(w, h, &front, &key("C-1")).unwrap();
+            assert_eq!(again, fresh, "{w}x{h} after a buffer of {len} bytes of {fill:#x}");
+        }
+    }
+}
+
 /// 16×16 blocks of a raster `width` wide that differ between `a` and `b`, out of all blocks.
 fn differing_blocks(width: usize, a: &[u8], b: &[u8]) -> (usize, usize) {
     let height = a.len() / width;
