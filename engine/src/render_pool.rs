@@ -7,7 +7,8 @@
 //! machine that put a third of an Issue's p99 into waiting for the append (measured, BENCHMARKS.md). So
 //! the CPU part of an Issue (the eligibility check against the projection, then the rendering) runs here,
 //! on threads of its own, and the rest runs on the async workers and the writer thread, which are no longer
-//! among the renders. The render threads can also run at a lower scheduling priority (`nice`,
+//! among the renders. On a primary the render thread also queues the issuance with the writer itself
+//! (`issuance.rs`), which saves the hand-off through an async worker between the render and the append. The render threads can also run at a lower scheduling priority (`nice`,
 //! `bcl serve --render-nice`): a short step then preempts a render instead of queueing behind it, which
 //! shortens the tail further (BENCHMARKS.md). It is off by default ([`DEFAULT_NICE`] = 0) because it also
 //! lets a flood of cheap requests (malformed issues, idempotent re-sends) take the cores from every

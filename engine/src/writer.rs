@@ -114,6 +114,20 @@ impl Writer {
         rx.await.map_err(|_| EngineError::Poisoned)?
     }
 
+    /// [`Writer::enqueue`] from a thread outside the async runtime (a render thread), blocking while the queue
+    /// is full.
+    pub fn enqueue_blocking<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<oneshot::Receiver<Result<T, EngineError>>, EngineError> {
+        if self.is_poisoned() {
+            return Err(EngineError::Poisoned);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.blocking_send(make(reply)).map_err(|_| EngineError::Poisoned)?;
+        Ok(rx)
+    }
+
     /// Queues a command and returns where its answer will arrive, without waiting for it: commands queued
     /// one after another are decided in that order (a follower pipelines replicated batches this way).
     pub async fn enqueue<T>(
