@@ -8,9 +8,8 @@
 //! Output is deterministic: integer blending, glyph origins snapped to quarter pixels, no
 //! floating-point accumulation across the page.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use ab_glyph_rasterizer::{point, Point, Rasterizer};
@@ -111,24 +110,30 @@ struct Coverage {
 const SHARDS: usize = 16;
 const SHARD_CAPACITY: usize = 8192;
 
+/// Hashing for the glyph cache: a page looks up every glyph it draws (a thousand or so), and SipHash, the
+/// standard maps' default, was a visible part of a raster's time. The keys are glyph ids, sizes and phases
+/// of the engine's own fonts, a small bounded set, so a fast hash needs no protection against chosen keys.
+type GlyphHashing = foldhash::fast::RandomState;
+
 /// Glyph bitmaps shared by all rasterizations of a renderer. Sharded so concurrent issuances
 /// rarely contend; a shard that grows past its capacity is emptied (the form's glyphs come back
 /// on the next page).
 pub struct GlyphCache {
-    shards: Vec<Mutex<HashMap<GlyphKey, Arc<Coverage>>>>,
+    hashing: GlyphHashing,
+    shards: Vec<Mutex<HashMap<GlyphKey, Arc<Coverage>, GlyphHashing>>>,
 }
 
 impl Default for GlyphCache {
     fn default() -> Self {
-        GlyphCache { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        let hashing = GlyphHashing::default();
+        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::with_hasher(hashing.clone()))).collect();
+        GlyphCache { hashing, shards }
     }
 }
 
 impl GlyphCache {
     fn get_or_render(&self, fonts: &FontSet, key: GlyphKey) -> Arc<Coverage> {
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[h.finish() as usize % SHARDS];
+        let shard = &self.shards[self.hashing.hash_one(key) as usize % SHARDS];
         if let Some(c) = shard.lock().expect("glyph cache poisoned").get(&key) {
             return c.clone();
         }
