@@ -153,7 +153,8 @@ pub fn run(args: &[String]) {
     println!("{in_flight} requests in flight ({connections} HTTP/2 connections × {streams} streams), closed loop, {requests} requests per run; engine CPU from /proc.\n");
     println!("| request | round | client | req/s | mean ms | answers as expected | engine CPU µs/request |");
     println!("|---|---:|---|---:|---:|---:|---:|");
-    let cases: [(&str, &IssueRequest, fn(&Result<bcl_proto::IssueResponse, tonic::Status>) -> bool); 2] = [
+    type AnsweredAsExpected = fn(&Result<bcl_proto::IssueResponse, tonic::Status>) -> bool;
+    let cases: [(&str, &IssueRequest, AnsweredAsExpected); 2] = [
         ("replay of one issued request_id", &base, |r| matches!(r, Ok(a) if a.replayed)),
         (
             "refusal (unknown card), recorded durably",

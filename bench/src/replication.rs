@@ -55,6 +55,7 @@ fn errors_cell(errors: &std::collections::BTreeMap<String, usize>) -> String {
 }
 
 /// Runs one load step against `east` (and `west`, when replicated) for `seconds`.
+#[allow(clippy::too_many_arguments)] // each is one knob of the step, named at the call site
 async fn step(
     east: &str,
     west: Option<&str>,

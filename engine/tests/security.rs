@@ -104,7 +104,7 @@ async fn each_role_is_allowed_its_services_and_denied_the_others() {
         let r = AuditClient::new(channel.clone()).get_checkpoint(GetCheckpointRequest {}).await.map(drop);
         check(audit, r, "Audit");
         let r = VerifyClient::new(channel.clone())
-            .verify_back(VerifyBackRequest { scan: vec![], certificate_id: "x".into(), ..Default::default() })
+            .verify_back(VerifyBackRequest { scan: vec![], certificate_id: "x".into() })
             .await
             .map(drop);
         check(verify, r, "Verify");

@@ -28,6 +28,8 @@ const MAX_SUBJECT: usize = SLOT - 50;
 pub const IDEMPOTENCY_SUBJECT: &str = "bcl/idempotency";
 
 pub type KeyId = [u8; 16];
+/// A subject's newest key: its id and the 32 key bytes.
+pub type SubjectKey = (KeyId, [u8; 32]);
 
 impl From<KeyEntry> for bcl_proto::ReplicatedKey {
     fn from(e: KeyEntry) -> Self {
@@ -180,7 +182,7 @@ impl KeyStore {
     /// The newest key of each subject, creating (and appending, unsynced) those missing. Returns the keys in
     /// the order of `subjects` and whether any was created: the caller must [`KeyStore::sync`] before a leaf
     /// sealed with a new key is handed to the writer.
-    pub fn keys_for(&self, subjects: &[&str]) -> Result<(Vec<(KeyId, [u8; 32])>, bool), KeyStoreError> {
+    pub fn keys_for(&self, subjects: &[&str]) -> Result<(Vec<SubjectKey>, bool), KeyStoreError> {
         {
             let inner = self.inner.read().expect("key store lock");
             let found: Option<Vec<_>> = subjects

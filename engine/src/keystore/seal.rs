@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(prepared[1].digest, bcl_projections::event_digest(&card));
 
         // A re-send seals afresh (new nonce, new ciphertext) but keeps its digest.
-        let again = prepare_events(&keys, &[ev.clone()]).unwrap();
+        let again = prepare_events(&keys, std::slice::from_ref(&ev)).unwrap();
         assert_ne!(again[0].leaf, prepared[0].leaf);
         assert_eq!(again[0].digest, prepared[0].digest);
 

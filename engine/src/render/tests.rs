@@ -34,7 +34,7 @@ fn person(i: usize) -> PersonEntry {
         family_name_kana: fk.into(),
         given_name_kana: gk.into(),
         birth_date: date(1960 + 7 * i as i32, 1 + i as u32, 10 + i as u32),
-        sex: if i % 2 == 0 { Sex::Male } else { Sex::Female },
+        sex: if i.is_multiple_of(2) { Sex::Male } else { Sex::Female },
         relationship: Some(if i == 0 { "世帯主".into() } else { "子".into() }),
         resident_since: date(2001, 4, 1),
         address_since: date(2015, 10, 20),
@@ -75,7 +75,7 @@ fn meta() -> PdfMeta {
 fn back() -> BackPage {
     let (width, height) = (64u32, 90u32);
     let row = (width as usize).div_ceil(8);
-    let packed_indices = (0..height as usize * row).map(|i| if (i / row) % 2 == 0 { 0xAA } else { 0x55 }).collect();
+    let packed_indices = (0..height as usize * row).map(|i| if (i / row).is_multiple_of(2) { 0xAA } else { 0x55 }).collect();
     BackPage { width, height, palette: vec![[200, 40, 60], [250, 240, 200]], bits_per_index: 1, packed_indices }
 }
 

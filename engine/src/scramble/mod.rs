@@ -172,7 +172,7 @@ fn whiten_outside(packed: &mut Vec<u8>, row_stride: usize, height: usize, area: 
     const WHITE_PAIR: u8 = (WHITE << 4) | WHITE;
     packed.resize(row_stride * height, WHITE_PAIR);
     // The area starts on an even pixel and spans whole blocks of 16 px, so it covers whole bytes.
-    debug_assert!(area.x % 2 == 0 && area.width % 2 == 0);
+    debug_assert!(area.x.is_multiple_of(2) && area.width.is_multiple_of(2));
     let (x0, x1) = ((area.x / 2) as usize, ((area.x + area.width) / 2) as usize);
     let (y0, y1) = (area.y as usize, (area.y + area.height) as usize);
     for (y, row) in packed.chunks_exact_mut(row_stride).enumerate() {

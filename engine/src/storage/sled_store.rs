@@ -242,7 +242,7 @@ mod tests {
             let store = SledStore::open(dir.path()).unwrap();
             store.append_durable(&[b"small".to_vec()], &[]).unwrap();
             assert_eq!(*store.synced_blob.lock().unwrap(), 0, "no blob yet");
-            store.append_durable(&[big.clone()], &[]).unwrap();
+            store.append_durable(std::slice::from_ref(&big), &[]).unwrap();
             // sled put the 300 KiB record in a blob file, which sled itself never syncs: this store did.
             let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
             assert!(blobs >= 1, "the record went to a blob file");

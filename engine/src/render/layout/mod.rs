@@ -76,6 +76,7 @@ impl<'f> Canvas<'f> {
 
     /// Sets `text` on one line with its baseline at `baseline`, starting at `x` (Left), centred
     /// on `x` (Center) or ending at `x` (Right). Returns the width used.
+    #[allow(clippy::too_many_arguments)] // what, for which field, in which face, where and how aligned
     pub fn text_at(
         &mut self,
         text: &str,
