@@ -110,9 +110,6 @@ fn prepare(
     Ok(Prepared { as_of, record, sources, fee_yen: plan.fee_yen() })
 }
 
-/// Where the writer's answer to a queued issuance arrives.
-type QueuedIssue = tokio::sync::oneshot::Receiver<Result<IssueCommit, EngineError>>;
-
 /// The writer's re-check of an issuance, run only if the municipality changed after the snapshot it was
 /// prepared from: the certificate must still be allowed and show exactly the same data, or it is prepared
 /// again.
@@ -287,7 +284,7 @@ impl Engine {
         now: JstDateTime,
         certificate_id: &str,
         request_digest: &str,
-    ) -> Result<(Prepared, Rendered, Option<QueuedIssue>), EngineError> {
+    ) -> Result<(Prepared, Rendered, Option<crate::writer::Answer<IssueCommit>>), EngineError> {
         let (engine, req, certificate_id, request_digest) =
             (self.clone(), req.clone(), certificate_id.to_string(), request_digest.to_string());
         self.render_pool

@@ -106,26 +106,7 @@ impl Writer {
     }
 
     pub async fn submit<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command) -> Result<T, EngineError> {
-        if self.is_poisoned() {
-            return Err(EngineError::Poisoned);
-        }
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| EngineError::Poisoned)?;
-        rx.await.map_err(|_| EngineError::Poisoned)?
-    }
-
-    /// [`Writer::enqueue`] from a thread outside the async runtime (a render thread), blocking while the queue
-    /// is full.
-    pub fn enqueue_blocking<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
-    ) -> Result<oneshot::Receiver<Result<T, EngineError>>, EngineError> {
-        if self.is_poisoned() {
-            return Err(EngineError::Poisoned);
-        }
-        let (reply, rx) = oneshot::channel();
-        self.tx.blocking_send(make(reply)).map_err(|_| EngineError::Poisoned)?;
-        Ok(rx)
+        self.enqueue(make).await?.await.map_err(|_| EngineError::Poisoned)?
     }
 
     /// Queues a command and returns where its answer will arrive, without waiting for it: commands queued
@@ -133,15 +114,38 @@ impl Writer {
     pub async fn enqueue<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
-    ) -> Result<oneshot::Receiver<Result<T, EngineError>>, EngineError> {
+    ) -> Result<Answer<T>, EngineError> {
+        let (command, answer) = self.command(make)?;
+        self.tx.send(command).await.map_err(|_| EngineError::Poisoned)?;
+        Ok(answer)
+    }
+
+    /// [`Writer::enqueue`] from a thread outside the async runtime (a render thread), blocking while the queue
+    /// is full.
+    pub fn enqueue_blocking<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<Answer<T>, EngineError> {
+        let (command, answer) = self.command(make)?;
+        self.tx.blocking_send(command).map_err(|_| EngineError::Poisoned)?;
+        Ok(answer)
+    }
+
+    /// The command `make` builds around a fresh reply channel, unless the writer is poisoned.
+    fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Command,
+    ) -> Result<(Command, Answer<T>), EngineError> {
         if self.is_poisoned() {
             return Err(EngineError::Poisoned);
         }
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| EngineError::Poisoned)?;
-        Ok(rx)
+        let (reply, answer) = oneshot::channel();
+        Ok((make(reply), answer))
     }
 }
+
+/// Where the writer's answer to a queued command arrives.
+pub type Answer<T> = oneshot::Receiver<Result<T, EngineError>>;
 
 /// A reply that waits for its batch to become durable.
 enum Pending {
