@@ -592,3 +592,125 @@ impl CertificateCache {
         self.inner.lock().expect("cache lock").map.get(id).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use bcl_fixtures::{Expect, Spec};
+    use bcl_proto::{change_event::Body, Centre, ChangeEvent, MunicipalitySettings, ResidentChanged};
+
+    const NOW: &str = "2026-04-01T10:00:00+09:00";
+
+    /// An engine holding a small fixture municipality, and an issuable 住民票の写し request of one of its
+    /// households with the fixture's events (for the next `source_seq`).
+    async fn engine_and_request() -> (tempfile::TempDir, Arc<Engine>, IssueRequest, Vec<ChangeEvent>) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::Clock::fixed(NOW).unwrap();
+        let config =
+            EngineConfig { data_dir: dir.path().to_path_buf(), clock, fonts: None, render: Default::default() };
+        let engine = Engine::open(config).unwrap();
+        let m = bcl_fixtures::generate(&Spec { households: 20, ..Default::default() });
+        for chunk in m.events.chunks(1000) {
+            engine.append(chunk.to_vec()).await.unwrap();
+        }
+        engine
+            .update_settings(MunicipalitySettings {
+                municipality_code: "131016".into(),
+                municipality_name: "東京都千代田区".into(),
+                mayor_title: "千代田区長".into(),
+                enabled_types: vec![CertificateType::ResidentRecord as i32],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let case = m
+            .cases
+            .iter()
+            .find(|c| c.certificate_type == CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { .. }))
+            .expect("an issuable case");
+        let req = IssueRequest {
+            request_id: "stale-1".into(),
+            centre: Centre::East as i32,
+            kiosk_id: "KIOSK-00001".into(),
+            municipality_code: "131016".into(),
+            card_serial: case.card_serial.clone(),
+            r#type: CertificateType::ResidentRecord as i32,
+            subject_resident_ids: case.subject_resident_ids.clone(),
+            include_relationship: true,
+            include_domicile: true,
+            include_personal_number: false,
+            fiscal_year: 0,
+            copies: 1,
+        };
+        (dir, engine, req, m.events)
+    }
+
+    /// A change of `resident_id`'s family name to another resident's, as the municipality's next event.
+    fn rename(events: &[ChangeEvent], resident_id: &str, seq: u64) -> ChangeEvent {
+        let other = events
+            .iter()
+            .find_map(|e| match &e.body {
+                Some(Body::ResidentRegistered(r)) if r.resident_id != resident_id => Some(r.family_name.clone()),
+                _ => None,
+            })
+            .expect("another resident");
+        ChangeEvent {
+            municipality_code: "131016".into(),
+            source_seq: seq,
+            event_id: format!("00000000-0000-4000-8000-{seq:012x}"),
+            effective_date: "2026-04-01".into(),
+            body: Some(Body::ResidentChanged(ResidentChanged {
+                resident_id: resident_id.into(),
+                family_name: Some(other),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// The writer's re-check of an issuance prepared before the municipality changed: refused as stale (and
+    /// nothing appended) when the certificate would now show other data, committed when the change is about
+    /// someone else. This is what makes `issue` prepare and render again instead of recording a certificate
+    /// of data the log no longer holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_issuance_whose_data_changed_since_it_was_prepared_is_refused_as_stale() {
+        let (_dir, engine, req, events) = engine_and_request().await;
+        let now = engine.clock.now();
+        let (id, digest) = (certificate_id(&req), request_digest(&req));
+        let snapshot = || {
+            let proj = engine.projection.read().unwrap();
+            prepare(&proj.state, proj.leaf_count, &req, now, &id).unwrap()
+        };
+        let submit = |prepared: Prepared| {
+            let record = engine.issuance_record(&req, &id, now, &digest, &prepared, 1, [7; 32]);
+            let check = still_valid(&req, &id, now, &prepared);
+            engine.writer.submit(move |reply| Command::Issue { record, still_valid: check, reply })
+        };
+        let mut seq = events.iter().map(|e| e.source_seq).max().unwrap() + 1;
+
+        // The subject's own name changes after the snapshot: stale, and the log does not grow.
+        let before = snapshot();
+        engine.append(vec![rename(&events, &req.subject_resident_ids[0], seq)]).await.unwrap();
+        seq += 1;
+        let size = engine.store.len();
+        match submit(before).await {
+            Err(EngineError::Internal(m)) => assert_eq!(m, STALE),
+            other => panic!("expected the stale re-check to refuse, got {other:?}"),
+        }
+        assert_eq!(engine.store.len(), size, "a stale issuance appended nothing");
+
+        // Someone outside the certificate changes: the same certificate still holds, so it is committed.
+        let before = snapshot();
+        let outsider = events
+            .iter()
+            .find_map(|e| match &e.body {
+                Some(Body::ResidentRegistered(r)) if !req.subject_resident_ids.contains(&r.resident_id) => {
+                    Some(r.resident_id.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        engine.append(vec![rename(&events, &outsider, seq)]).await.unwrap();
+        assert!(matches!(submit(before).await, Ok(IssueCommit::Committed { .. })));
+    }
+}
