@@ -19,8 +19,8 @@ use bcl_engine::projection::Projection;
 use bcl_engine::render::{BackPage, PdfMeta, BACK_IMAGE_DPI};
 use bcl_fixtures::Expect;
 use bcl_proto::{
-    admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest, Centre,
-    CertificateType, IssueRequest, LogLeaf, MunicipalitySettings,
+    admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest,
+    CertificateType, LogLeaf, MunicipalitySettings,
 };
 use prost::Message;
 use std::time::{Duration, Instant};
@@ -88,19 +88,7 @@ pub fn run(args: &[String]) {
         .collect();
     let request = |i: usize, id: String| {
         let case = cards[i % cards.len()];
-        IssueRequest {
-            request_id: id,
-            centre: Centre::East as i32,
-            kiosk_id: "KIOSK-BENCH".into(),
-            municipality_code: "131016".into(),
-            card_serial: case.card_serial.clone(),
-            r#type: CertificateType::ResidentRecord as i32,
-            subject_resident_ids: case.subject_resident_ids.clone(),
-            include_relationship: true,
-            include_domicile: true,
-            copies: 1,
-            ..Default::default()
-        }
+        case.resident_record_request(&id, "131016", "KIOSK-BENCH")
     };
 
     let names = [

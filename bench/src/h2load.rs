@@ -17,7 +17,7 @@
 use bcl_bench::load::routing::{CentreId, Centres};
 use bcl_bench::load::spawn::{self, Spawned};
 use bcl_fixtures::Expect;
-use bcl_proto::{Centre, CertificateType, IssueRequest};
+use bcl_proto::{CertificateType, IssueRequest};
 use prost::Message;
 use std::path::Path;
 use std::process::Command;
@@ -121,19 +121,7 @@ pub fn run(args: &[String]) {
         .iter()
         .find(|c| c.certificate_type == CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { .. }))
         .expect("an issuable fixture case");
-    let base = IssueRequest {
-        request_id: "h2load-replay-1".into(),
-        centre: Centre::East as i32,
-        kiosk_id: "VENDOR-A-00000".into(),
-        municipality_code: code.clone(),
-        card_serial: case.card_serial.clone(),
-        r#type: CertificateType::ResidentRecord as i32,
-        subject_resident_ids: case.subject_resident_ids.clone(),
-        include_relationship: true,
-        include_domicile: true,
-        copies: 1,
-        ..Default::default()
-    };
+    let base = case.resident_record_request("h2load-replay-1", &code, "VENDOR-A-00000");
     let refusal =
         IssueRequest { request_id: "h2load-refusal-1".into(), card_serial: "UNKNOWN-CARD-0000".into(), ..base.clone() };
     // Lazy connections need the runtime's context.

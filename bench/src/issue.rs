@@ -7,7 +7,7 @@ use bcl_engine::engine::{Engine, EngineConfig};
 use bcl_fixtures::Expect;
 use bcl_proto::{
     admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest,
-    CertificateType, Centre, IssueRequest, MunicipalitySettings,
+    CertificateType, MunicipalitySettings,
 };
 use std::time::Instant;
 
@@ -49,20 +49,7 @@ pub fn run(args: &[String]) {
         let mut samples = Vec::with_capacity(runs);
         for i in 0..runs + 20 {
             let case = cards[i % cards.len()];
-            let req = IssueRequest {
-                request_id: format!("bench-{i}"),
-                centre: Centre::East as i32,
-                kiosk_id: "KIOSK-BENCH".into(),
-                municipality_code: "131016".into(),
-                card_serial: case.card_serial.clone(),
-                r#type: CertificateType::ResidentRecord as i32,
-                subject_resident_ids: case.subject_resident_ids.clone(),
-                include_relationship: true,
-                include_domicile: true,
-                include_personal_number: false,
-                fiscal_year: 0,
-                copies: 1,
-            };
+            let req = case.resident_record_request(&format!("bench-{i}"), "131016", "KIOSK-BENCH");
             let t = Instant::now();
             client.issue(req).await.unwrap();
             if i >= 20 {

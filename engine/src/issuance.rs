@@ -598,7 +598,7 @@ mod tests {
     use super::*;
     use crate::engine::EngineConfig;
     use bcl_fixtures::{Expect, Spec};
-    use bcl_proto::{change_event::Body, Centre, ChangeEvent, MunicipalitySettings, ResidentChanged};
+    use bcl_proto::{change_event::Body, ChangeEvent, MunicipalitySettings, ResidentChanged};
 
     const NOW: &str = "2026-04-01T10:00:00+09:00";
 
@@ -629,21 +629,7 @@ mod tests {
             .iter()
             .find(|c| c.certificate_type == CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { .. }))
             .expect("an issuable case");
-        let req = IssueRequest {
-            request_id: "stale-1".into(),
-            centre: Centre::East as i32,
-            kiosk_id: "KIOSK-00001".into(),
-            municipality_code: "131016".into(),
-            card_serial: case.card_serial.clone(),
-            r#type: CertificateType::ResidentRecord as i32,
-            subject_resident_ids: case.subject_resident_ids.clone(),
-            include_relationship: true,
-            include_domicile: true,
-            include_personal_number: false,
-            fiscal_year: 0,
-            copies: 1,
-        };
-        (dir, engine, req, m.events)
+        (dir, engine, case.resident_record_request("stale-1", "131016", "KIOSK-00001"), m.events)
     }
 
     /// A change of `resident_id`'s family name to another resident's, as the municipality's next event.
