@@ -94,6 +94,15 @@ fn smoke_run_counts_every_request_once_and_never_double_issues() {
     let achieved = report["throughput"]["achieved_per_s"].as_f64().unwrap();
     assert!(achieved > 0.0 && report["throughput"]["offered_per_s"] == 100.0);
 
+    // The harness's own send lag: one entry per measured send, the dispatcher's niceness with it, and each
+    // request's lag is inside its latency (which counts from the scheduled instant), so no lag percentile
+    // can exceed the latencies' maximum.
+    let lag = &report["send_lag"];
+    assert_eq!(u(&lag["count"]), 200, "{lag}");
+    assert!(u(&lag["p50"]) <= u(&lag["max"]) && u(&lag["max"]) <= u(&all["max"]), "lag {lag} vs latency {all}");
+    assert!(report["dispatcher_nice"].as_i64().is_some(), "{}", report["dispatcher_nice"]);
+    assert!(stdout.contains("the harness's own send lag"), "{stdout}");
+
     // The CSV says the same.
     let csv = std::fs::read_to_string(out.path().join("latency.csv")).unwrap();
     assert!(csv.lines().any(|l| l.starts_with("all,all,200,")), "{csv}");
@@ -123,6 +132,7 @@ fn closed_loop_sends_exactly_the_requested_count_and_balances() {
     assert_eq!(u(&c["failovers"]), 0, "one centre: nowhere to fail over to");
     assert_eq!(u(&c["double_issuances"]), 0);
     assert!(report["throughput"]["offered_per_s"].is_null(), "a closed loop offers no rate of its own");
+    assert!(report["send_lag"].is_null(), "a closed loop sends as soon as it may: there is no schedule to lag");
     let centres: Vec<&str> = report["latency"].as_array().unwrap().iter().filter(|r| r["dimension"] == "centre").map(|r| r["key"].as_str().unwrap()).collect();
     assert_eq!(centres, ["east"]);
 }

@@ -89,6 +89,12 @@ pub struct Totals {
     /// Times the open-loop dispatcher found every in-flight slot taken and had to wait (the harness, not
     /// the server, was the bottleneck at that moment; latency still counts from the intended instant).
     pub harness_waits: u64,
+    /// Open loop: how late the dispatcher sent each measured request after its scheduled instant, µs. Its
+    /// latency counts from the scheduled instant, so this lag is in every latency figure: it is the
+    /// harness's own error, and it should stay far below the latencies it reports.
+    pub send_lag: Option<Histogram<u64>>,
+    /// Open loop: the niceness the dispatcher thread ran at (see `driver::DISPATCHER_NICE`).
+    pub dispatcher_nice: Option<i32>,
     /// Non-replayed issuances per (centre, request_id): more than one is a double issuance by one engine.
     issued_at: HashMap<(CentreId, String), String>,
     pub double_issuances: u64,
@@ -146,6 +152,17 @@ impl Recorder {
         } else {
             t.sent_warmup += 1;
         }
+    }
+
+    /// An open-loop request left `lag` after its scheduled instant.
+    pub fn send_lag(&self, lag: Duration) {
+        let micros = (lag.as_micros().min(MAX_LATENCY.as_micros()) as u64).max(1);
+        let mut t = self.lock();
+        t.send_lag.get_or_insert_with(histogram).record(micros).expect("value is within the bounds");
+    }
+
+    pub fn dispatcher_nice(&self, nice: i32) {
+        self.lock().dispatcher_nice = Some(nice);
     }
 
     pub fn harness_waited(&self) {

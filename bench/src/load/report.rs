@@ -115,6 +115,8 @@ impl Report {
                 "capped": self.capped,
             },
             "harness_cpu_s": self.harness_cpu_s,
+            "send_lag": t.send_lag.as_ref().map(row),
+            "dispatcher_nice": t.dispatcher_nice,
             "latency_unit": "microseconds",
             "latency": latency,
             "timeline": timeline,
@@ -201,6 +203,16 @@ impl Report {
             .collect();
         if !cpu.is_empty() {
             let _ = writeln!(out, "CPU during the load: {}", cpu.join(", "));
+        }
+        if let Some(lag) = &t.send_lag {
+            let nice = t.dispatcher_nice.map_or(String::new(), |n| format!(", dispatcher at niceness {n}"));
+            let _ = writeln!(
+                out,
+                "the harness's own send lag (inside every latency below): p50 {} ms, p99 {} ms, max {} ms{nice}",
+                ms(lag.value_at_quantile(0.5)),
+                ms(lag.value_at_quantile(0.99)),
+                ms(lag.max()),
+            );
         }
         let _ = writeln!(out, "\n| latency (ms) | n | p50 | p90 | p99 | p99.9 | p99.99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|");
         for ((dim, key), h) in &t.latency {
