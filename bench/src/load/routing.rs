@@ -111,7 +111,7 @@ impl Centres {
     pub fn new(targets: &[(CentreId, String)], connections: usize, deadline: Duration) -> Result<Centres, RoutingError> {
         let mut pools = Vec::new();
         for (centre, url) in targets {
-            let endpoint = Channel::from_shared(url.clone()).map_err(|_| RoutingError::Url { centre: centre.name() })?.tcp_nodelay(true);
+            let endpoint = Channel::from_shared(url.clone()).map_err(|_| RoutingError::Url { centre: centre.name() })?.tcp_nodelay(true).max_frame_size(bcl_engine::router::MAX_FRAME_SIZE);
             let clients = (0..connections.max(1))
                 .map(|_| IssuanceClient::new(endpoint.connect_lazy()).max_decoding_message_size(64 << 20))
                 .collect();
