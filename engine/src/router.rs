@@ -68,12 +68,12 @@ impl CentreRouter {
     /// request moves to the other centre: it is still the same caller asking.
     pub fn with_auth(east: &str, west: &str, preferred: CentreName, auth: &ClientAuth) -> Result<Self, BoxError> {
         let site = |name, url: &str| -> Result<Site, BoxError> {
-            let channel =
-                auth.endpoint(url)?
-                    .connect_timeout(Duration::from_millis(300))
-                    .tcp_nodelay(true)
-                    .max_frame_size(MAX_FRAME_SIZE)
-                    .connect_lazy();
+            let channel = auth
+                .endpoint(url)?
+                .connect_timeout(Duration::from_millis(300))
+                .tcp_nodelay(true)
+                .max_frame_size(MAX_FRAME_SIZE)
+                .connect_lazy();
             Ok(Site { name, channel, serving: Arc::new(AtomicBool::new(true)) })
         };
         Ok(Self {
