@@ -9,9 +9,11 @@
 # Each run: one spawned engine, two fixture municipalities of 1,000 households, the documented mix, open
 # loop with Poisson arrivals, 15 s measured after 3 s of warm-up (BENCH_DURATION / BENCH_WARMUP override),
 # default load shedding; then a closed loop of 8 kiosks. Reports under out/bench/kiosk-load/ab/.
+# LOAD_BEFORE / LOAD_AFTER: another kiosk-load binary for that side (to compare harnesses on one engine:
+#   LOAD_BEFORE=/tmp/before/kiosk-load bench/ab.sh target/release/bcl target/release/bcl 500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n 2,11p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
 before=$1 after=$2
 shift 2
 rates=("$@")
@@ -21,18 +23,20 @@ warmup=${BENCH_WARMUP:-3}
 out=out/bench/kiosk-load/ab
 mkdir -p "$out"
 cargo build --release -p bcl-bench --bin kiosk-load >&2
-load=target/release/kiosk-load
+load_before=${LOAD_BEFORE:-target/release/kiosk-load}
+load_after=${LOAD_AFTER:-target/release/kiosk-load}
 common=(--spawn --centres 1 --municipalities 2 --households 1000 --warmup "$warmup" --duration "$duration" --quiet)
 rows=()
 run() { # label binary out-dir kiosk-load-args...
-  local label=$1 bin=$2 dir=$3
+  local label=$1 bin=$2 dir=$3 load=$load_after
   shift 3
+  [[ $label == *before ]] && load=$load_before
   echo "# $label: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   "$load" "${common[@]}" --bcl "$bin" "$@" --out "$dir" >/dev/null || echo "(exit $?: see $dir/report.json)" >&2
   rows+=("$label=$dir/report.json")
 }
 echo "# bench/ab.sh $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# before: $before; after: $after"
+echo "# before: $before (kiosk-load $load_before); after: $after (kiosk-load $load_after)"
 for rate in "${rates[@]}"; do
   run "$rate/s before" "$before" "$out/open-$rate-before" --rate "$rate"
   run "$rate/s after" "$after" "$out/open-$rate-after" --rate "$rate"
