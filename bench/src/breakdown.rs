@@ -20,7 +20,7 @@ use bcl_engine::render::{BackPage, PdfMeta, BACK_IMAGE_DPI};
 use bcl_fixtures::Expect;
 use bcl_proto::{
     admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest,
-    CertificateType, LogLeaf, MunicipalitySettings,
+    CertificateType, LogLeaf,
 };
 use prost::Message;
 use std::time::{Duration, Instant};
@@ -56,13 +56,7 @@ pub fn run(args: &[String]) {
         AdminClient::connect(url.clone())
             .await
             .unwrap()
-            .update_settings(MunicipalitySettings {
-                municipality_code: "131016".into(),
-                municipality_name: "東京都千代田区".into(),
-                mayor_title: "千代田区長".into(),
-                enabled_types: vec![CertificateType::ResidentRecord as i32],
-                ..Default::default()
-            })
+            .update_settings(bcl_fixtures::municipality_settings("131016"))
             .await
             .unwrap();
         (url, m)

@@ -7,7 +7,7 @@ use bcl_engine::engine::{Engine, EngineConfig};
 use bcl_fixtures::Expect;
 use bcl_proto::{
     admin_client::AdminClient, ingest_client::IngestClient, issuance_client::IssuanceClient, AppendRequest,
-    CertificateType, MunicipalitySettings,
+    CertificateType,
 };
 use std::time::Instant;
 
@@ -35,13 +35,7 @@ pub fn run(args: &[String]) {
         AdminClient::connect(url.clone())
             .await
             .unwrap()
-            .update_settings(MunicipalitySettings {
-                municipality_code: "131016".into(),
-                municipality_name: "東京都千代田区".into(),
-                mayor_title: "千代田区長".into(),
-                enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
-                ..Default::default()
-            })
+            .update_settings(bcl_fixtures::municipality_settings("131016"))
             .await
             .unwrap();
         let cards: Vec<_> = m.cases.iter().filter(|c| c.certificate_type == CertificateType::ResidentRecord && matches!(c.expect, Expect::Issue { persons } if persons <= 4)).collect();

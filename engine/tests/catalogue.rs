@@ -122,13 +122,9 @@ async fn every_type_is_issued_checked_reproduced_and_settled() {
         .admin()
         .await
         .update_settings(MunicipalitySettings {
-            municipality_code: CODE.into(),
-            municipality_name: "東京都千代田区".into(),
-            mayor_title: "千代田区長".into(),
-            mayor_name: "千代田　太郎".into(),
             enabled_types: (1..=9).collect(),
             fees: fees(),
-            ..Default::default()
+            ..bcl_fixtures::municipality_settings(CODE)
         })
         .await
         .expect("settings");

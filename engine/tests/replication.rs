@@ -261,13 +261,8 @@ async fn load_fixture(at: &Centre, households: usize) -> bcl_fixtures::Municipal
     let mut admin = bcl_proto::admin_client::AdminClient::new(at.channel());
     admin
         .update_settings(bcl_proto::MunicipalitySettings {
-            municipality_code: CODE.into(),
-            municipality_name: "東京都千代田区".into(),
-            mayor_title: "千代田区長".into(),
-            mayor_name: "千代田　太郎".into(),
-            enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
             personal_number_allowed: Some(true),
-            ..Default::default()
+            ..bcl_fixtures::municipality_settings(CODE)
         })
         .await
         .expect("settings");

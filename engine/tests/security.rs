@@ -7,7 +7,7 @@ mod common;
 use bcl_proto::{
     admin_client::AdminClient, audit_client::AuditClient, ingest_client::IngestClient, issuance_client::IssuanceClient,
     log_leaf::Kind, verify_client::VerifyClient, AppendRequest, Centre, GetCheckpointRequest, LogLeaf, MunicipalityRef,
-    MunicipalitySettings, ReadLogRequest, SetMaintenanceRequest, VerifyBackRequest,
+    ReadLogRequest, SetMaintenanceRequest, VerifyBackRequest,
 };
 use common::*;
 use prost::Message;
@@ -24,14 +24,7 @@ async fn populated(dir: &std::path::Path, extra: &[&str]) -> (Server, bcl_fixtur
     let mut link = IngestClient::new(server.channel_as("link-131016").await).max_encoding_message_size(64 << 20);
     link.append(AppendRequest { events: m.events.clone() }).await.expect("the link appends its municipality");
     AdminClient::new(server.channel_as("admin-131016").await)
-        .update_settings(MunicipalitySettings {
-            municipality_code: CODE.into(),
-            municipality_name: "東京都千代田区".into(),
-            mayor_title: "千代田区長".into(),
-            mayor_name: "千代田　太郎".into(),
-            enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
-            ..Default::default()
-        })
+        .update_settings(bcl_fixtures::municipality_settings(CODE))
         .await
         .expect("the admin configures its municipality");
     (server, m)

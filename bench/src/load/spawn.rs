@@ -220,16 +220,11 @@ pub async fn load(url: &str, municipalities: &[(Spec, Municipality)]) -> Result<
         for chunk in m.events.chunks(1000) {
             ingest.append(AppendRequest { events: chunk.to_vec() }).await.map_err(|status| SpawnError::Load { code: code.clone(), status })?;
         }
-        let geo = bcl_fixtures::names::Geography::for_code(&code);
         admin
             .update_settings(MunicipalitySettings {
-                municipality_code: code.clone(),
-                municipality_name: geo.municipality_name(),
-                mayor_title: format!("{}長", geo.city),
-                mayor_name: "山田　太郎".into(),
                 enabled_types: (1..=9).collect(),
                 personal_number_allowed: Some(true),
-                ..Default::default()
+                ..bcl_fixtures::municipality_settings(&code)
             })
             .await
             .map_err(|status| SpawnError::Load { code, status })?;

@@ -252,14 +252,10 @@ fn describe(engine: &Arc<Engine>) -> String {
 
 fn demo_settings(code: &str) -> MunicipalitySettings {
     MunicipalitySettings {
-        municipality_code: code.to_owned(),
-        municipality_name: "東京都千代田区".into(),
-        mayor_title: "千代田区長".into(),
         // Every type: the demo shows each kind of certificate and refusal.
         enabled_types: bcl_projections::eligibility::ALL_TYPES.iter().map(|t| *t as i32).collect(),
-        mayor_name: "千代田　太郎".into(),
         personal_number_allowed: Some(true),
-        ..Default::default()
+        ..bcl_fixtures::municipality_settings(code)
     }
 }
 

@@ -211,13 +211,8 @@ pub async fn configure(server: &Server, code: &str) {
         .admin()
         .await
         .update_settings(MunicipalitySettings {
-            municipality_code: code.into(),
-            municipality_name: "東京都千代田区".into(),
-            mayor_title: "千代田区長".into(),
-            enabled_types: vec![bcl_proto::CertificateType::ResidentRecord as i32],
-            mayor_name: "千代田　太郎".into(),
             personal_number_allowed: Some(true),
-            ..Default::default()
+            ..bcl_fixtures::municipality_settings(code)
         })
         .await
         .expect("update settings");
