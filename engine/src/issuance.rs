@@ -203,22 +203,20 @@ impl Engine {
                 r.issuing_state()?;
             }
             let (prepared, Rendered { pdf, sheets, sha256 }, queued) =
-                match self.prepare_and_render(&req, now, &certificate_id, &digest).await {
+                match self.prepare_and_render(&req, now, &certificate_id, &digest, slot).await {
                     Ok(done) => done,
                     // A follower that is behind the primary (SOLO mode, catching up) must not refuse from data
                     // it does not have yet: catch up first (or refuse as stale), then decide.
                     Err(e) => match self.follower().map(|r| r.link.lock().expect("link lock").primary_size) {
                         Some(size) if size > self.store.len() => {
                             self.wait_for_size(size, REPLICA_WAIT).await?;
-                            self.prepare_and_render(&req, now, &certificate_id, &digest).await?
+                            self.prepare_and_render(&req, now, &certificate_id, &digest, slot).await?
                         }
                         _ => return Err(e),
                     },
                 };
             // Hashed by the renderer in the pass that also gives the PDF its /ID.
             let content_sha256 = hex::encode(sha256);
-            // Rendered: the CPU part is over, and the wait for the append below must not hold a core's slot.
-            slot.release();
             let committed = match (queued, self.follower()) {
                 // A primary's render thread queued the issuance with the writer as soon as it was rendered.
                 (Some(answer), _) => answer.await.map_err(|_| EngineError::Poisoned)?,
@@ -278,17 +276,28 @@ impl Engine {
     /// the writer's answer will arrive: the append starts at once instead of after an async worker has picked
     /// the rendered certificate up, one wake-up fewer on the way to the flush (under load, a wake-up that
     /// waited behind other renders). A follower's issuance goes to the primary from the async side.
+    ///
+    /// The admission `slot` goes to the render thread, which gives it back as soon as the CPU part is over
+    /// (rendered, or refused), before the wait for the append: a request waiting for a slot is then woken
+    /// by the render thread itself, not after an async worker has first picked the finished render up.
+    /// That hand-off is what separates consecutive renders when every slot is busy, i.e. in the bursts
+    /// that make the tail. (A second attempt, after a stale refusal or a follower's catch-up, runs
+    /// without a slot, as it did when the slot was given back after the first render.)
     async fn prepare_and_render(
         self: &Arc<Self>,
         req: &IssueRequest,
         now: JstDateTime,
         certificate_id: &str,
         request_digest: &str,
+        slot: &mut crate::shed::Slot,
     ) -> Result<(Prepared, Rendered, Option<crate::writer::Answer<IssueCommit>>), EngineError> {
         let (engine, req, certificate_id, request_digest) =
             (self.clone(), req.clone(), certificate_id.to_string(), request_digest.to_string());
+        let slot = std::mem::take(slot);
         self.render_pool
             .run(move || {
+                // Given back when this job ends, whichever way it ends.
+                let _slot = slot;
                 let prepared = {
                     let proj = engine.projection.read().expect("projection lock");
                     prepare(&proj.state, proj.leaf_count, &req, now, &certificate_id)?
