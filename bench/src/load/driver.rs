@@ -192,9 +192,10 @@ async fn open_loop(plan: &Plan, run: Arc<Run>) -> Timing {
 /// How much the dispatcher thread asks to be favoured over other threads (niceness −10; the engines it
 /// measures keep theirs). It does almost no work — a few microseconds per request — but it is the kiosks'
 /// clock: when it waits for a core behind the engine's renders, requests leave late and in bunches, which
-/// kiosks on their own machines never do. Measured side by side at 500/s (BENCHMARKS.md): send lag p90
-/// ~1 ms → ~0.3 ms. Raising a priority needs root or CAP_SYS_NICE; without it the dispatcher keeps the
-/// default and the report says so.
+/// kiosks on their own machines never do. (What the dispatcher thread as a whole changed in the reported
+/// latencies, measured side by side with the harness before it: BENCHMARKS.md, "the harness on time".)
+/// Raising a priority needs root or CAP_SYS_NICE; without it the dispatcher keeps the default and the
+/// report says so.
 const DISPATCHER_NICE: i32 = -10;
 
 /// Prepares the dispatcher thread; returns the niceness it runs at.
