@@ -281,8 +281,9 @@ impl Engine {
     /// (rendered, or refused), before the wait for the append: a request waiting for a slot is then woken
     /// by the render thread itself, not after an async worker has first picked the finished render up.
     /// That hand-off is what separates consecutive renders when every slot is busy, i.e. in the bursts
-    /// that make the tail. (A second attempt, after a stale refusal or a follower's catch-up, runs
-    /// without a slot, as it did when the slot was given back after the first render.)
+    /// that make the tail. A second attempt runs without a slot: after a stale refusal, as before; after a
+    /// follower's catch-up, which used to keep its slot through the wait for the primary's data, a wait
+    /// that needs no core. Renders at once stay bounded all the same: the pool has `max_in_flight` threads.
     async fn prepare_and_render(
         self: &Arc<Self>,
         req: &IssueRequest,
