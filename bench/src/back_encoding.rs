@@ -1,4 +1,5 @@
-//! Probe: how fast each deflate candidate encodes a real certificate back (4-bit indexed, 992x1376), and
+//! Probe: how fast each deflate candidate encodes a real certificate back (4-bit indexed, 992x1376; the
+//! generation 4 and 5 encoders twice each, alternating), and
 //! what a fresh font subset of its page costs, cut from the font file and from its twin without glyph names.
 
 use bcl_engine::certificate::scramble_key;
@@ -57,6 +58,9 @@ pub fn run(args: &[String]) {
     time("fdeflate up", runs, || fdeflate::compress_to_vec(&up_filter(data, stride)).len());
     time("up filter only", runs, || up_filter(data, stride).len());
     time("block runs (generation 4)", runs, || bcl_engine::render::back_runs::deflate_rows(data, stride).len());
+    time("segments (generation 5)", runs, || bcl_engine::render::back_segments::deflate_segments(data, stride).len());
+    time("block runs (generation 4)", runs, || bcl_engine::render::back_runs::deflate_rows(data, stride).len());
+    time("segments (generation 5)", runs, || bcl_engine::render::back_segments::deflate_segments(data, stride).len());
     let mut glyphs: Vec<u16> = list.pages[0]
         .items
         .iter()

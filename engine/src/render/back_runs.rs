@@ -1,4 +1,5 @@
-//! The encoding of the scrambled back image from generation 4 on (`Generation::LeanEncoding`): a zlib
+//! The encoding of the scrambled back image of generation 4 (`Generation::LeanEncoding`; generation 5
+//! decides 8 bytes at a time instead, `back_segments`, and shares this module's code tables): a zlib
 //! stream written directly from the block structure of the back, with no predictor and no general-purpose
 //! compressor.
 //!
@@ -17,9 +18,9 @@
 //! generation.
 
 /// Largest distance a deflate match can have (RFC 1951): rows longer than this get no row-above matches.
-const MAX_DISTANCE: usize = 32_768;
-const MIN_MATCH: usize = 3;
-const MAX_MATCH: usize = 258;
+pub(super) const MAX_DISTANCE: usize = 32_768;
+pub(super) const MIN_MATCH: usize = 3;
+pub(super) const MAX_MATCH: usize = 258;
 
 /// Base length of length symbols 257..=285 and their extra bits (RFC 1951 §3.2.5).
 const LENGTH_BASE: [u16; 29] =
@@ -46,7 +47,7 @@ const fn reversed(code: u32, len: u8) -> u32 {
 }
 
 /// The fixed literal/length code of `symbol` (RFC 1951 §3.2.6), as (bits ready to send, length).
-const fn fixed_code(symbol: u32) -> (u32, u8) {
+pub(super) const fn fixed_code(symbol: u32) -> (u32, u8) {
     let (code, len) = match symbol {
         0..=143 => (0x30 + symbol, 8),
         144..=255 => (0x190 + symbol - 144, 9),
@@ -83,11 +84,11 @@ const fn length_codes() -> [(u32, u8); MAX_MATCH + 1] {
     table
 }
 
-static LITERALS: [(u32, u8); 256] = literal_codes();
-static LENGTHS: [(u32, u8); MAX_MATCH + 1] = length_codes();
+pub(super) static LITERALS: [(u32, u8); 256] = literal_codes();
+pub(super) static LENGTHS: [(u32, u8); MAX_MATCH + 1] = length_codes();
 
 /// The fixed distance code and extra bits of `distance` (1..=32768), as one group of bits.
-fn distance_code(distance: usize) -> (u32, u8) {
+pub(super) fn distance_code(distance: usize) -> (u32, u8) {
     let i = DISTANCE_BASE.iter().rposition(|&b| b as usize <= distance).expect("distance >= 1");
     let extra = (distance - DISTANCE_BASE[i] as usize) as u32;
     (reversed(i as u32, 5) | extra << 5, 5 + DISTANCE_EXTRA[i])
@@ -197,14 +198,16 @@ pub fn deflate_rows(rows: &[u8], row_bytes: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn inflate(stream: &[u8]) -> Vec<u8> {
+    /// What a reader does with the stream (also used by `back_segments`' tests).
+    pub(in crate::render) fn inflate(stream: &[u8]) -> Vec<u8> {
         miniz_oxide::inflate::decompress_to_vec_zlib(stream).expect("a valid zlib stream")
     }
 
-    fn noise(seed: &mut u64) -> u64 {
+    /// A xorshift generator: deterministic test images.
+    pub(in crate::render) fn noise(seed: &mut u64) -> u64 {
         *seed ^= *seed << 13;
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;

@@ -9,6 +9,7 @@
 
 mod back_image;
 pub mod back_runs;
+pub mod back_segments;
 pub mod bitmap;
 pub mod display_list;
 pub mod fonts;

@@ -106,6 +106,10 @@ pub enum Generation {
     /// (`nameless_font`), and the /ID a hash of the file before its cross-reference table, so that one
     /// SHA-256 pass gives both the /ID and the digest recorded with the issuance ([`WrittenPdf::sha256`]).
     LeanEncoding,
+    /// Generation 5: the pages of generation 4, pixel for pixel, with the back image deflated eight bytes at
+    /// a time (`back_segments`) instead of byte by byte: about 0.27 ms instead of 0.42 ms per back, for a
+    /// stream ~10 % larger (issue 6: p99 ≤ 10 ms at 500 certificates/s on two cores).
+    SegmentEncoding,
 }
 
 /// How a generation stores the scrambled image of a back.
@@ -117,16 +121,21 @@ enum BackEncoding {
     UpPredictedFdeflate,
     /// The packed rows as runs from the row above and the left, fixed codes (`back_runs`).
     BlockRuns,
+    /// The packed rows as copies and literals decided 8 bytes at a time, fixed codes (`back_segments`).
+    Segments,
 }
 
 impl Generation {
     /// The generation new certificates get.
-    pub const CURRENT: Generation = Generation::LeanEncoding;
+    pub const CURRENT: Generation = Generation::SegmentEncoding;
 
     fn caption_baseline_from_bottom(self) -> f32 {
         match self {
             Generation::Plain => 8.0,
-            Generation::LatentImage | Generation::LatentImageFastDeflate | Generation::LeanEncoding => 16.0,
+            Generation::LatentImage
+            | Generation::LatentImageFastDeflate
+            | Generation::LeanEncoding
+            | Generation::SegmentEncoding => 16.0,
         }
     }
 
@@ -139,12 +148,13 @@ impl Generation {
             Generation::Plain | Generation::LatentImage => BackEncoding::Deflate,
             Generation::LatentImageFastDeflate => BackEncoding::UpPredictedFdeflate,
             Generation::LeanEncoding => BackEncoding::BlockRuns,
+            Generation::SegmentEncoding => BackEncoding::Segments,
         }
     }
 
     fn subset_source(self) -> SubsetSource {
         match self {
-            Generation::LeanEncoding => SubsetSource::Nameless,
+            Generation::LeanEncoding | Generation::SegmentEncoding => SubsetSource::Nameless,
             _ => SubsetSource::File,
         }
     }
@@ -153,7 +163,7 @@ impl Generation {
     /// objects and the `Debug` text of the metadata (generations 1–3, which then needed a second pass
     /// over the file for its digest).
     fn id_from_file_prefix(self) -> bool {
-        self == Generation::LeanEncoding
+        matches!(self, Generation::LeanEncoding | Generation::SegmentEncoding)
     }
 }
 
@@ -544,6 +554,7 @@ fn encode_back(back: &BackPage, generation: Generation) -> Vec<u8> {
         BackEncoding::Deflate => zlib(&back.packed_indices),
         BackEncoding::UpPredictedFdeflate => super::back_image::deflate_up_predicted(&back.packed_indices, row_bytes),
         BackEncoding::BlockRuns => super::back_runs::deflate_rows(&back.packed_indices, row_bytes),
+        BackEncoding::Segments => super::back_segments::deflate_segments(&back.packed_indices, row_bytes),
     }
 }
 
