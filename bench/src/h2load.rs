@@ -9,8 +9,10 @@
 //!
 //! Each round runs h2load and then the kiosk-load client stack (`load::routing::Centres`: tonic, the same
 //! connections and deadlines kiosk-load uses, closed loop with the same number of requests in flight),
-//! against one spawned `bcl serve --no-shed` (so neither client sees shed answers, which h2load would count
-//! as successes: a gRPC error is an HTTP 200). Rounds alternate, so the machine's noise hits both alike.
+//! against one spawned `bcl serve --no-shed --rate-limit=0` (so neither client sees shed or rate-limited
+//! answers, which h2load would count as successes: a gRPC error is an HTTP 200; both clients are one
+//! caller, and thousands of requests/s are over the default per-caller limit of 1,000/s). Rounds
+//! alternate, so the machine's noise hits both alike.
 //!
 //!   bcl-bench h2load [--requests 4000] [--connections 2] [--streams 4] [--rounds 3]
 
@@ -110,7 +112,7 @@ pub fn run(args: &[String]) {
     let rounds: usize = crate::arg(args, "--rounds", 3);
     let bcl = spawn::find_bcl(None).expect("the bcl binary (cargo build --release -p bcl-engine --bin bcl)");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let engine = Spawned::start_with(&bcl, &["--no-shed".to_string()]).expect("start bcl serve");
+    let engine = Spawned::start_with(&bcl, &["--no-shed".to_string(), "--rate-limit=0".to_string()]).expect("start bcl serve");
     let specs = spawn::specs(1, 200);
     let municipality = bcl_fixtures::generate(&specs[0]);
     let code = specs[0].municipality_code.clone();
@@ -136,7 +138,7 @@ pub fn run(args: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let in_flight = connections * streams;
     println!(
-        "\n### h2load vs the kiosk-load client on one `bcl serve --no-shed` (`bcl-bench h2load --requests {requests} --connections {connections} --streams {streams} --rounds {rounds}`)\n"
+        "\n### h2load vs the kiosk-load client on one `bcl serve --no-shed --rate-limit=0` (`bcl-bench h2load --requests {requests} --connections {connections} --streams {streams} --rounds {rounds}`)\n"
     );
     println!("{in_flight} requests in flight ({connections} HTTP/2 connections × {streams} streams), closed loop, {requests} requests per run; engine CPU from /proc.\n");
     println!("| request | round | client | req/s | mean ms | answers as expected | engine CPU µs/request |");
