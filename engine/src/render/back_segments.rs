@@ -82,18 +82,9 @@ impl Bits {
         }
     }
 
-    /// [`Bits::copy`] without a branch when `length` is at most 258 (0 writes nothing): up to two literals
-    /// and one match are put, those not needed with length 0.
-    #[inline(always)]
-    fn pending(&mut self, data: &[u8], end: usize, length: usize, code: (u32, u8)) {
-        if length > 0 {
-            self.copy(data, end, length, code);
-        }
-    }
-
     /// `length` bytes ending at `end` of `data`, equal to the bytes `distance` before them, whose distance
     /// code is `code`: matches of at most 258 bytes (none shorter than 3: a remainder of 1 or 2 is taken
-    /// from the match before it) when there are at least 3 bytes, else literals.
+    /// from the match before it) when there are at least 3 bytes, else literals (none for 0 bytes).
     #[inline(always)]
     fn copy(&mut self, data: &[u8], end: usize, mut length: usize, code: (u32, u8)) {
         if length < MIN_MATCH {
@@ -145,13 +136,12 @@ impl Encoder<'_> {
     /// Rule 1 for `count` segments in a row, the first at `at`.
     #[inline(always)]
     fn repeat_above(&mut self, at: usize, count: usize) {
-        self.bits.pending(self.rows, at, self.from_left, self.left_code);
+        self.bits.copy(self.rows, at, self.from_left, self.left_code);
         self.from_left = 0;
         self.from_above += count * SEGMENT;
     }
 
-    /// Rules 2 and 3 for the segment at `at`, which does not repeat the row above (or has none). Which
-    /// rule applies is the one branch: the pending copies and the literals are written without one.
+    /// Rules 2 and 3 for the segment at `at`, which does not repeat the row above (or has none).
     #[inline(always)]
     fn new_segment(&mut self, at: usize) {
         let rows = self.rows;
@@ -164,13 +154,13 @@ impl Encoder<'_> {
         // 2. One byte, 8 times.
         let byte = here as u8;
         if here == u64::from(byte) * 0x0101_0101_0101_0101 {
-            self.bits.pending(rows, at, self.from_above, above_code);
+            self.bits.copy(rows, at, self.from_above, above_code);
             self.from_above = 0;
             // A pending copy from the left, if any, is of the byte before: if that is this byte, it goes
             // on; otherwise it is written, and a literal starts a new one.
             let goes_on = at > 0 && rows[at.saturating_sub(1)] == byte;
             let written = if goes_on { 0 } else { self.from_left };
-            self.bits.pending(rows, at, written, self.left_code);
+            self.bits.copy(rows, at, written, self.left_code);
             let (code, len) = LITERALS[usize::from(byte)];
             let keep = u32::from(!goes_on);
             self.bits.put((code * keep, len * keep as u8));
@@ -179,13 +169,13 @@ impl Encoder<'_> {
             return;
         }
         // 3. Mixed bytes.
-        self.bits.pending(rows, at, self.from_left, self.left_code);
+        self.bits.copy(rows, at, self.from_left, self.left_code);
         self.from_left = 0;
         let differ = here ^ above;
         let first = (differ.trailing_zeros() / 8) as usize;
         let last = SEGMENT - 1 - (differ.leading_zeros() / 8) as usize;
         self.from_above += first;
-        self.bits.pending(rows, at + first, self.from_above, above_code);
+        self.bits.copy(rows, at + first, self.from_above, above_code);
         self.bits.segment_literals(here, first, last);
         self.from_above = SEGMENT - 1 - last;
     }
