@@ -20,7 +20,7 @@
 /// Largest distance a deflate match can have (RFC 1951): rows longer than this get no row-above matches.
 pub(super) const MAX_DISTANCE: usize = 32_768;
 pub(super) const MIN_MATCH: usize = 3;
-pub(super) const MAX_MATCH: usize = 258;
+const MAX_MATCH: usize = 258;
 
 /// Base length of length symbols 257..=285 and their extra bits (RFC 1951 §3.2.5).
 const LENGTH_BASE: [u16; 29] =
@@ -85,7 +85,7 @@ const fn length_codes() -> [(u32, u8); MAX_MATCH + 1] {
 }
 
 pub(super) static LITERALS: [(u32, u8); 256] = literal_codes();
-pub(super) static LENGTHS: [(u32, u8); MAX_MATCH + 1] = length_codes();
+static LENGTHS: [(u32, u8); MAX_MATCH + 1] = length_codes();
 
 /// The fixed distance code and extra bits of `distance` (1..=32768), as one group of bits.
 pub(super) fn distance_code(distance: usize) -> (u32, u8) {
@@ -94,29 +94,71 @@ pub(super) fn distance_code(distance: usize) -> (u32, u8) {
     (reversed(i as u32, 5) | extra << 5, 5 + DISTANCE_EXTRA[i])
 }
 
-/// An LSB-first bit stream. Every `put` is at most 31 bits and the buffer is flushed at 32, so it never
-/// holds more than 63.
-struct Bits {
+/// An LSB-first bit stream holding one fixed-code deflate block in a zlib stream, written a word at a time:
+/// `put` adds at most 31 bits, and `flush` writes the whole bytes. Between two flushes at most 56 bits may be
+/// put, so the buffer (at most 7 bits after a flush) never holds more than 63. The encoders of generation 4
+/// (here) and 5 (`back_segments`) both write through it.
+pub(super) struct Bits {
     out: Vec<u8>,
     buffer: u64,
     count: u32,
 }
 
 impl Bits {
+    /// The zlib header and the header of one fixed-code block, with room for `capacity` bytes in all.
+    pub(super) fn fixed_block(capacity: usize) -> Bits {
+        let mut out = Vec::with_capacity(capacity);
+        // zlib: deflate with a 32 KiB window, no preset dictionary, "fastest" (CMF·256 + FLG ≡ 0 mod 31).
+        out.extend_from_slice(&[0x78, 0x01]);
+        let mut bits = Bits { out, buffer: 0, count: 0 };
+        // BFINAL = 1, BTYPE = 01 (fixed Huffman codes).
+        bits.put((0b011, 3));
+        bits
+    }
+
     #[inline(always)]
-    fn put(&mut self, (bits, len): (u32, u8)) {
+    pub(super) fn put(&mut self, (bits, len): (u32, u8)) {
+        debug_assert!(self.count + len as u32 <= 63);
         self.buffer |= (bits as u64) << self.count;
         self.count += len as u32;
-        if self.count >= 32 {
-            self.out.extend_from_slice(&(self.buffer as u32).to_le_bytes());
-            self.buffer >>= 32;
-            self.count -= 32;
+    }
+
+    /// Writes the buffer's whole bytes with one 8-byte store; no branch on how many there are.
+    #[inline(always)]
+    pub(super) fn flush(&mut self) {
+        let bytes = self.count / 8;
+        self.out.extend_from_slice(&self.buffer.to_le_bytes());
+        self.out.truncate(self.out.len() - 8 + bytes as usize);
+        // `bytes` is at most 7, so the shift is at most 56.
+        self.buffer >>= bytes * 8;
+        self.count -= bytes * 8;
+    }
+
+    /// A run of `length >= 3` bytes copied from `distance` back (its code and extra bits), as matches of at
+    /// most 258 bytes (none shorter than 3: a remainder of 1 or 2 is taken from the match before it).
+    #[inline(always)]
+    pub(super) fn run(&mut self, mut length: usize, distance: (u32, u8)) {
+        while length >= MIN_MATCH {
+            let mut take = length.min(MAX_MATCH);
+            if (1..MIN_MATCH).contains(&(length - take)) {
+                take = length - MIN_MATCH;
+            }
+            // Length (at most 8 + 5 bits) and distance (at most 5 + 13 bits): 31 bits.
+            self.put(LENGTHS[take]);
+            self.put(distance);
+            self.flush();
+            length -= take;
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        let bytes = self.count.div_ceil(8) as usize;
-        self.out.extend_from_slice(&self.buffer.to_le_bytes()[..bytes]);
+    /// Ends the block, then the zlib stream with the checksum of `data`, the bytes the block holds.
+    pub(super) fn finish(mut self, data: &[u8]) -> Vec<u8> {
+        self.put(fixed_code(256));
+        self.flush();
+        if self.count > 0 {
+            self.out.push(self.buffer as u8);
+        }
+        self.out.extend_from_slice(&simd_adler32::adler32(&data).to_be_bytes());
         self.out
     }
 }
@@ -141,34 +183,16 @@ fn run_length(data: &[u8], at: usize, distance: usize) -> usize {
     i - at
 }
 
-/// A run of `length >= 3` bytes copied from `distance` back, as matches of at most 258 bytes (none shorter
-/// than 3: a remainder of 1 or 2 is taken from the match before it).
-#[inline(always)]
-fn put_run(bits: &mut Bits, mut length: usize, distance: (u32, u8)) {
-    while length >= MIN_MATCH {
-        let mut take = length.min(MAX_MATCH);
-        if (1..MIN_MATCH).contains(&(length - take)) {
-            take = length - MIN_MATCH;
-        }
-        bits.put(LENGTHS[take]);
-        bits.put(distance);
-        length -= take;
-    }
-}
-
 /// `rows` (each `row_bytes` long, stored as they are) as a zlib stream of one fixed-code deflate block.
 pub fn deflate_rows(rows: &[u8], row_bytes: usize) -> Vec<u8> {
     debug_assert!(row_bytes > 0 && rows.len().is_multiple_of(row_bytes));
-    let mut bits = Bits { out: Vec::with_capacity(rows.len() / 8 + 64), buffer: 0, count: 0 };
-    // zlib header: deflate with a 32 KiB window, no preset dictionary, "fastest" (CMF·256 + FLG ≡ 0 mod 31).
-    bits.out.extend_from_slice(&[0x78, 0x01]);
-    // BFINAL = 1, BTYPE = 01 (fixed Huffman codes).
-    bits.put((0b011, 3));
+    let mut bits = Bits::fixed_block(rows.len() / 8 + 64);
     let above = (row_bytes <= MAX_DISTANCE).then(|| distance_code(row_bytes));
     let left = distance_code(1);
     let mut at = 0;
     if let Some(&first) = rows.first() {
         bits.put(LITERALS[first as usize]);
+        bits.flush();
         at = 1;
     }
     while at < rows.len() {
@@ -176,25 +200,22 @@ pub fn deflate_rows(rows: &[u8], row_bytes: usize) -> Vec<u8> {
         if let Some(above) = above.filter(|_| at >= row_bytes) {
             let run = run_length(rows, at, row_bytes);
             if run >= MIN_MATCH {
-                put_run(&mut bits, run, above);
+                bits.run(run, above);
                 at += run;
                 continue;
             }
         }
         let run = run_length(rows, at, 1);
         if run >= MIN_MATCH {
-            put_run(&mut bits, run, left);
+            bits.run(run, left);
             at += run;
         } else {
             bits.put(LITERALS[rows[at] as usize]);
+            bits.flush();
             at += 1;
         }
     }
-    // End of block.
-    bits.put(fixed_code(256));
-    let mut out = bits.finish();
-    out.extend_from_slice(&simd_adler32::adler32(&rows).to_be_bytes());
-    out
+    bits.finish(rows)
 }
 
 #[cfg(test)]

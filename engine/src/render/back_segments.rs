@@ -24,39 +24,13 @@
 //! The bytes are part of the issued certificate: the function is a pure function of its input, pinned by
 //! the generation-5 goldens (`engine/tests/golden/back-v5`). Changing these rules is a new generation.
 
-use super::back_runs::{distance_code, fixed_code, LENGTHS, LITERALS, MAX_DISTANCE, MAX_MATCH, MIN_MATCH};
+use super::back_runs::{distance_code, Bits, LITERALS, MAX_DISTANCE, MIN_MATCH};
 
 /// Bytes decided together.
 const SEGMENT: usize = 8;
 
-/// An LSB-first bit stream written a word at a time: `put` adds at most 31 bits, and `flush` writes the
-/// whole bytes. Between two flushes at most 56 bits are put, so the buffer (at most 7 bits after a flush)
-/// never holds more than 63.
-struct Bits {
-    out: Vec<u8>,
-    buffer: u64,
-    count: u32,
-}
-
+/// The token writers of generation 5, on generation 4's bit stream.
 impl Bits {
-    #[inline(always)]
-    fn put(&mut self, (bits, len): (u32, u8)) {
-        debug_assert!(self.count + len as u32 <= 63);
-        self.buffer |= (bits as u64) << self.count;
-        self.count += len as u32;
-    }
-
-    /// Writes the buffer's whole bytes with one 8-byte store; no branch on how many there are.
-    #[inline(always)]
-    fn flush(&mut self) {
-        let bytes = self.count / 8;
-        self.out.extend_from_slice(&self.buffer.to_le_bytes());
-        self.out.truncate(self.out.len() - SEGMENT + bytes as usize);
-        // `bytes` is at most 7, so the shift is at most 56.
-        self.buffer >>= bytes * 8;
-        self.count -= bytes * 8;
-    }
-
     /// Literals for `bytes`, four codes (at most 36 bits) between flushes.
     #[inline(always)]
     fn literals(&mut self, bytes: &[u8]) {
@@ -86,30 +60,12 @@ impl Bits {
     /// code is `code`: matches of at most 258 bytes (none shorter than 3: a remainder of 1 or 2 is taken
     /// from the match before it) when there are at least 3 bytes, else literals (none for 0 bytes).
     #[inline(always)]
-    fn copy(&mut self, data: &[u8], end: usize, mut length: usize, code: (u32, u8)) {
+    fn copy(&mut self, data: &[u8], end: usize, length: usize, code: (u32, u8)) {
         if length < MIN_MATCH {
             self.literals(&data[end - length..end]);
-            return;
+        } else {
+            self.run(length, code);
         }
-        while length >= MIN_MATCH {
-            let mut take = length.min(MAX_MATCH);
-            if (1..MIN_MATCH).contains(&(length - take)) {
-                take = length - MIN_MATCH;
-            }
-            // Length (at most 8 + 5 bits) and distance (at most 5 + 13 bits): 31 bits.
-            self.put(LENGTHS[take]);
-            self.put(code);
-            self.flush();
-            length -= take;
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.flush();
-        if self.count > 0 {
-            self.out.push(self.buffer as u8);
-        }
-        self.out
     }
 }
 
@@ -191,25 +147,17 @@ impl Encoder<'_> {
             self.bits.copy(self.rows, end, self.from_left, self.left_code);
         }
         self.bits.literals(&self.rows[end..]);
-        self.bits.put(fixed_code(256));
-        let mut out = self.bits.finish();
-        out.extend_from_slice(&simd_adler32::adler32(&self.rows).to_be_bytes());
-        out
+        self.bits.finish(self.rows)
     }
 }
 
 fn encoder(rows: &[u8], row_bytes: usize) -> Encoder<'_> {
     debug_assert!(row_bytes > 0 && rows.len().is_multiple_of(row_bytes));
-    // Literals cost at most 9 bits a byte; matches less than the bytes they replace.
-    let mut bits = Bits { out: Vec::with_capacity(rows.len() / 8 * 9 + 64), buffer: 0, count: 0 };
-    // zlib header: deflate with a 32 KiB window, no preset dictionary, "fastest" (CMF·256 + FLG ≡ 0 mod 31).
-    bits.out.extend_from_slice(&[0x78, 0x01]);
-    // BFINAL = 1, BTYPE = 01 (fixed Huffman codes).
-    bits.put((0b011, 3));
     Encoder {
         rows,
         row_bytes,
-        bits,
+        // Literals cost at most 9 bits a byte; matches less than the bytes they replace.
+        bits: Bits::fixed_block(rows.len() / 8 * 9 + 64),
         // Rows longer than a deflate distance reaches get no copies from above.
         above_code: (row_bytes <= MAX_DISTANCE).then(|| distance_code(row_bytes)),
         left_code: distance_code(1),
@@ -302,7 +250,7 @@ mod tests {
                 let colour = (noise(&mut seed) % 14) as u8 * 0x11;
                 let detailed = noise(&mut seed).is_multiple_of(3);
                 for y in 0..16 {
-                    let keep = y > 0 && noise(&mut seed) % 4 != 0;
+                    let keep = y > 0 && !noise(&mut seed).is_multiple_of(4);
                     for x in block * 8..(block * 8 + 8).min(row_bytes) {
                         let at = (band * 16 + y) * row_bytes + x;
                         rows[at] = if !detailed {
